@@ -1,0 +1,41 @@
+//! The state every handler and server function sees.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+
+use super::crypto::SecretKey;
+use super::db::Db;
+
+/// Installation-wide facts the pages need.
+#[derive(Clone, Debug)]
+pub struct SiteInfo {
+    pub company_name: String,
+    pub contact_email: String,
+    pub public_url: String,
+    pub google_client_id: Option<String>,
+    pub dev_login: bool,
+    /// `Secure` cookies: true when the public URL is https.
+    pub secure_cookies: bool,
+}
+
+/// Shared by the axum router and, as Leptos context, by every server function.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub key: Arc<SecretKey>,
+    pub site: Arc<SiteInfo>,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The state inside a server function.
+pub fn app_state() -> Result<AppState, ServerFnError> {
+    use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state is not available"))
+}

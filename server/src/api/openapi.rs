@@ -1,0 +1,37 @@
+//! The OpenAPI 3 document of the integration API, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Qontak integration API", description = "WhatsApp Business inbox: numbers, contacts, conversations, messages, templates and live events."),
+    paths(super::numbers::list),
+    components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::numbers::NumberDto, super::numbers::NumberList)),
+    modifiers(&BearerAuth),
+    tags((name = "numbers", description = "Connected WhatsApp numbers"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("qtk_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

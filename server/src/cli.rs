@@ -1,0 +1,272 @@
+//! The `qontak` command line: `serve` (the default), `migrate` and the `admin` commands.
+//! Exit status: 0 success, 1 a refused or failed command, 2 bad configuration or usage.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use app::domain::{parse_meta_id, Email, PhoneNumber, Role};
+use app::server::crypto::{hash_secret, random_secret};
+use app::server::db::{Db, NewNumber};
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "qontak",
+    version,
+    about = "Qontak: a self-hosted WhatsApp Business inbox"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the web app, webhooks and API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage workspaces, users, tokens and numbers from the shell.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a workspace.
+    CreateWorkspace {
+        #[arg(long)]
+        name: String,
+    },
+    /// Add a user (created when new) to a workspace with a role.
+    AddUser {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "agent"])]
+        role: String,
+        /// The user's display name, for a new user.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create an API token for a user; prints it once, alone on the last line.
+    CreateToken {
+        #[arg(long)]
+        email: String,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Needed when the user belongs to several workspaces.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Connect a WhatsApp number (its access token is stored encrypted).
+    ConnectNumber {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        waba_id: String,
+        #[arg(long)]
+        phone_number_id: String,
+        #[arg(long)]
+        access_token: String,
+        /// The number in E.164, such as +15551234567.
+        #[arg(long)]
+        display_phone: Option<String>,
+    },
+}
+
+/// Parses arguments and configuration, runs the command, and maps failures to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("qontak: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("qontak: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qontak: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("QONTAK_LOG_FORMAT").as_deref() == Ok("json") {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => crate::http::serve(config).await,
+        Command::Migrate => {
+            let db = crate::http::connect_and_migrate(&config).await?;
+            db.close().await;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(admin) => {
+            let db = crate::http::connect_and_migrate(&config).await?;
+            let result = run_admin(&db, &config, admin).await;
+            db.close().await;
+            result
+        }
+    }
+}
+
+async fn workspace_id(db: &Db, name: &str) -> anyhow::Result<String> {
+    Ok(db
+        .workspace_by_name(name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no workspace is named `{name}`"))?
+        .id)
+}
+
+/// Runs one admin command against an open database.
+pub async fn run_admin(db: &Db, config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateWorkspace { name } => {
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty(), "the workspace name cannot be empty");
+            let w = db.create_workspace(name).await?;
+            println!("created workspace `{}` ({})", w.name, w.id);
+        }
+        AdminCommand::AddUser {
+            workspace,
+            email,
+            role,
+            name,
+        } => {
+            let email = Email::parse(&email)?;
+            let role: Role = role.parse()?;
+            let ws = workspace_id(db, &workspace).await?;
+            let user = match db.user_by_email(email.as_str()).await? {
+                Some(u) => u,
+                None => {
+                    db.create_user(email.as_str(), name.as_deref().unwrap_or(""))
+                        .await?
+                }
+            };
+            db.add_member(&ws, &user.id, role.as_str())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("{} is already a member of `{workspace}`", email.as_str())
+                })?;
+            println!(
+                "added {} to `{workspace}` as {}",
+                email.as_str(),
+                role.as_str()
+            );
+        }
+        AdminCommand::CreateToken {
+            email,
+            name,
+            workspace,
+        } => {
+            let email = Email::parse(&email)?;
+            let user = db
+                .user_by_email(email.as_str())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user has the e-mail {}", email.as_str()))?;
+            let memberships = db.memberships_of(&user.id).await?;
+            let ws = match workspace {
+                Some(w) => memberships
+                    .iter()
+                    .find(|m| m.workspace_name == w)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{} is not a member of `{w}`", email.as_str())
+                    })?,
+                None => match memberships.as_slice() {
+                    [only] => only,
+                    [] => anyhow::bail!(
+                        "{} belongs to no workspace; add them with `qontak admin add-user`",
+                        email.as_str()
+                    ),
+                    _ => anyhow::bail!(
+                        "{} belongs to several workspaces; choose one with --workspace",
+                        email.as_str()
+                    ),
+                },
+            };
+            let token = random_secret("qtk_");
+            db.create_api_token(
+                &ws.workspace_id,
+                &user.id,
+                name.trim(),
+                &hash_secret(&token),
+                &token[..8],
+            )
+            .await?;
+            println!(
+                "created API token `{}` for {} in `{}`; it is shown only now:",
+                name.trim(),
+                email.as_str(),
+                ws.workspace_name
+            );
+            println!("{token}");
+        }
+        AdminCommand::ConnectNumber {
+            workspace,
+            waba_id,
+            phone_number_id,
+            access_token,
+            display_phone,
+        } => {
+            let waba_id = parse_meta_id("--waba-id", &waba_id)?;
+            let phone_number_id = parse_meta_id("--phone-number-id", &phone_number_id)?;
+            let display = display_phone
+                .as_deref()
+                .map(PhoneNumber::parse)
+                .transpose()?;
+            anyhow::ensure!(
+                !access_token.trim().is_empty(),
+                "--access-token cannot be empty"
+            );
+            let ws = workspace_id(db, &workspace).await?;
+            let number = db
+                .connect_number(&NewNumber {
+                    workspace_id: &ws,
+                    waba_id: &waba_id,
+                    phone_number_id: &phone_number_id,
+                    display_phone: display.as_ref().map(|d| d.as_str()),
+                    access_token_enc: &config.secret_key.encrypt(access_token.trim()),
+                    key_id: config.secret_key.id(),
+                })
+                .await?;
+            println!(
+                "connected phone number id {} to `{workspace}` ({})",
+                number.phone_number_id, number.id
+            );
+        }
+    }
+    Ok(())
+}

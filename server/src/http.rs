@@ -1,0 +1,176 @@
+//! The axum application: pages, `/auth`, `/api/v1`, health, and the layers around them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use app::server::crypto::SecretKey;
+use app::server::db::Db;
+use app::server::state::SiteInfo;
+use app::{shell, App};
+
+use crate::config::Config;
+use crate::AppState;
+
+/// The largest request body accepted anywhere (Meta's webhook batches stay well below it).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Builds the state every handler shares.
+pub fn state(config: &Config, db: Db) -> AppState {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("qontak")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.site_addr)
+        .env(leptos::config::Env::PROD)
+        .build();
+    AppState {
+        db,
+        key: Arc::clone(&config.secret_key),
+        site: Arc::new(SiteInfo {
+            company_name: config.company_name.clone(),
+            contact_email: config.contact_email.clone(),
+            public_url: config.public_url.clone(),
+            google_client_id: config.google_client_id.clone(),
+            dev_login: config.dev_login,
+            secure_cookies: config.secure_cookies(),
+        }),
+        leptos_options,
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let fallback_state = state.clone();
+    let options = state.leptos_options.clone();
+    let request_id = HeaderName::from_static("x-request-id");
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(crate::auth::router())
+        .nest("/api/v1", crate::api::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(context_state.clone());
+                leptos::nonce::provide_nonce();
+            },
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            move || provide_context(fallback_state.clone()),
+            shell,
+        ))
+        .with_state(state)
+        // Layers run outside-in from the bottom: the request id is set first so the trace
+        // span carries it; headers and compression wrap every answer, pages and API alike.
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin-allow-popups"),
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // The path only: a query string may carry a verify token.
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.ready().await {
+        Ok(true) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                serde_json::json!({"status": "not_ready", "reason": "migrations are not applied"}),
+            ),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "not_ready", "reason": "database unreachable"})),
+            )
+        }
+    }
+}
+
+/// Connects, migrates and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = connect_and_migrate(&config).await?;
+    let state = state(&config, db.clone());
+    let listener = tokio::net::TcpListener::bind(config.site_addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, engine = ?config.engine, "serving Qontak at {}", config.public_url);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Opens the database (creating the data folder for SQLite) and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
+    if config.engine == app::server::db::Engine::Sqlite {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Exposed so tests can build a key without the environment.
+pub fn test_key() -> Arc<SecretKey> {
+    Arc::new(SecretKey::from_base64(&SecretKey::generate_base64()).expect("generated key"))
+}

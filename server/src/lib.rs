@@ -1,0 +1,10 @@
+//! The `qontak` server: configuration, the axum router (pages, auth, webhooks, the
+//! integration API), and the command line.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+
+pub use app::server::state::AppState;

@@ -1,0 +1,175 @@
+//! Test harness: a real server on port 0 over a fresh database of the engine under test.
+//!
+//! `QONTAK_TEST_DB=postgres` runs the suite on Postgres (`QONTAK_TEST_PG_URL`, default the
+//! local server), each test in a database of its own named `qontak_t_…`; otherwise SQLite,
+//! each test in a file of its own. `./x test` runs the suite once per engine.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use app::server::db::{Db, Engine};
+use server::config::Config;
+use server::AppState;
+
+pub fn engine() -> Engine {
+    match std::env::var("QONTAK_TEST_DB").as_deref() {
+        Ok("postgres") => Engine::Postgres,
+        _ => Engine::Sqlite,
+    }
+}
+
+fn pg_base() -> String {
+    std::env::var("QONTAK_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty database of the given engine, as a URL.
+pub async fn fresh_database_url(engine: Engine) -> String {
+    let name = format!("qontak_t_{}", uuid::Uuid::now_v7().simple());
+    match engine {
+        Engine::Sqlite => {
+            let dir = scratch_dir();
+            format!("sqlite://{}/{name}.db?mode=rwc", dir.display())
+        }
+        Engine::Postgres => {
+            use sqlx::Executor;
+            let admin = sqlx::PgPool::connect(&format!("{}/postgres", pg_base()))
+                .await
+                .expect("Postgres answers");
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create test database");
+            admin.close().await;
+            format!("{}/{name}", pg_base())
+        }
+    }
+}
+
+/// A new empty folder under the system's temporary folder.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qontak-test-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A configuration for tests: the given database, a scratch data folder, extra variables.
+pub fn test_config(database_url: &str, extra: &[(&str, &str)]) -> Config {
+    let data_dir = scratch_dir();
+    let mut map: HashMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.insert("DATABASE_URL".into(), database_url.into());
+    map.entry("QONTAK_DATA_DIR".into())
+        .or_insert(data_dir.display().to_string());
+    map.entry("LEPTOS_SITE_ADDR".into())
+        .or_insert("127.0.0.1:0".into());
+    map.entry("QONTAK_SECRET_KEY".into())
+        .or_insert(app::server::crypto::SecretKey::generate_base64());
+    Config::from_lookup(|k| map.get(k).cloned()).expect("test configuration is valid")
+}
+
+/// A running server.
+pub struct TestApp {
+    pub url: String,
+    pub db: Db,
+    pub state: AppState,
+    pub config: Config,
+    pub client: reqwest::Client,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server on a free port with extra configuration.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let url = fresh_database_url(engine()).await;
+    let config = test_config(&url, extra);
+    spawn_with_config(config).await
+}
+
+pub async fn spawn_with_config(config: Config) -> TestApp {
+    let db = server::http::connect_and_migrate(&config)
+        .await
+        .expect("database ready");
+    let state = server::http::state(&config, db.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = server::http::router(state.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        url: format!("http://{addr}"),
+        db,
+        state,
+        config,
+        client,
+    }
+}
+
+impl TestApp {
+    /// A workspace with an admin and an API token for them; answers (workspace id, token).
+    pub async fn workspace_with_token(&self, name: &str) -> (String, String) {
+        use app::server::crypto::{hash_secret, random_secret};
+        let ws = self.db.create_workspace(name).await.expect("workspace");
+        let user = self
+            .db
+            .create_user(
+                &format!("admin@{}.test", name.to_lowercase().replace(' ', "-")),
+                "Admin",
+            )
+            .await
+            .expect("user");
+        self.db
+            .add_member(&ws.id, &user.id, "admin")
+            .await
+            .expect("member");
+        let token = random_secret("qtk_");
+        self.db
+            .create_api_token(&ws.id, &user.id, "test", &hash_secret(&token), &token[..8])
+            .await
+            .expect("token");
+        (ws.id, token)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.url))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.url))
+    }
+}
+
+/// Asserts our JSON error shape and answers its code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(ct.starts_with("application/json"), "error answered as {ct}");
+    let body: serde_json::Value = response.json().await.expect("JSON body");
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error.message in {body}"
+    );
+    code
+}
