@@ -221,3 +221,103 @@ mod tests {
         assert!(parse_meta_id("waba_id", "").is_err());
     }
 }
+
+/// A message's delivery status. Outbound moves forward only
+/// (`queued` → `sent` → `delivered` → `read` → `played`); `failed` may replace `queued` or
+/// `sent` and is final; inbound messages are `received`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Queued,
+    Sent,
+    Delivered,
+    Read,
+    Played,
+    Failed,
+    Received,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Played => "played",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Received => "received",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => MessageStatus::Queued,
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "read" => MessageStatus::Read,
+            "played" => MessageStatus::Played,
+            "failed" => MessageStatus::Failed,
+            "received" => MessageStatus::Received,
+            _ => return None,
+        })
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Queued => 0,
+            MessageStatus::Sent => 1,
+            MessageStatus::Delivered => 2,
+            MessageStatus::Read => 3,
+            MessageStatus::Played => 4,
+            MessageStatus::Failed | MessageStatus::Received => 5,
+        }
+    }
+
+    /// The status after `next` is reported: never backwards, nothing leaves `failed` or
+    /// `received`, and `failed` cannot undo a delivery that already happened.
+    pub fn advance(self, next: MessageStatus) -> MessageStatus {
+        match (self, next) {
+            (MessageStatus::Failed | MessageStatus::Received, _) => self,
+            (_, MessageStatus::Received) => self,
+            (MessageStatus::Queued | MessageStatus::Sent, MessageStatus::Failed) => {
+                MessageStatus::Failed
+            }
+            (_, MessageStatus::Failed) => self,
+            _ if next.rank() > self.rank() => next,
+            _ => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::MessageStatus::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert_eq!(Queued.advance(Sent), Sent);
+        assert_eq!(
+            Sent.advance(Read),
+            Read,
+            "read before delivered ends as read"
+        );
+        assert_eq!(
+            Read.advance(Delivered),
+            Read,
+            "a late delivered does not downgrade"
+        );
+        assert_eq!(Delivered.advance(Sent), Delivered);
+        assert_eq!(Read.advance(Played), Played);
+    }
+
+    #[test]
+    fn failed_is_final_and_only_replaces_queued_or_sent() {
+        assert_eq!(Sent.advance(Failed), Failed);
+        assert_eq!(Queued.advance(Failed), Failed);
+        assert_eq!(Failed.advance(Delivered), Failed);
+        assert_eq!(Failed.advance(Read), Failed);
+        assert_eq!(Delivered.advance(Failed), Delivered);
+        assert_eq!(Received.advance(Read), Received);
+    }
+}

@@ -146,6 +146,9 @@ CREATE TABLE messages (
     error_title TEXT,
     error_detail TEXT,
     history TEXT,
+    reactions TEXT NOT NULL DEFAULT '[]',
+    edited_at INTEGER,
+    revoked_at INTEGER,
     sent_by TEXT REFERENCES users(id) ON DELETE SET NULL,
     idempotency_key TEXT,
     request_hash TEXT,
@@ -221,6 +224,16 @@ CREATE TABLE webhook_events (
     process_error TEXT
 );
 CREATE INDEX webhook_events_unprocessed ON webhook_events(processed_at, id);
+
+-- Statuses for a wamid not stored yet: applied when the message appears.
+CREATE TABLE pending_statuses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    number_id TEXT NOT NULL REFERENCES phone_numbers(id) ON DELETE CASCADE,
+    wamid TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX pending_statuses_wamid ON pending_statuses(number_id, wamid);
 
 CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

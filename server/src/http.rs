@@ -19,7 +19,8 @@ use tower_http::trace::TraceLayer;
 
 use app::server::crypto::SecretKey;
 use app::server::db::Db;
-use app::server::state::SiteInfo;
+use app::server::ingest::Ingest;
+use app::server::state::{MetaSettings, SiteInfo};
 use app::{shell, App};
 
 use crate::config::Config;
@@ -28,7 +29,7 @@ use crate::AppState;
 /// The largest request body accepted anywhere (Meta's webhook batches stay well below it).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// Builds the state every handler shares.
+/// Builds the state every handler shares, and starts the background workers.
 pub fn state(config: &Config, db: Db) -> AppState {
     let leptos_options = LeptosOptions::builder()
         .output_name("qontak")
@@ -38,6 +39,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
         .env(leptos::config::Env::PROD)
         .build();
     AppState {
+        ingest: Ingest::start(db.clone()),
         db,
         key: Arc::clone(&config.secret_key),
         site: Arc::new(SiteInfo {
@@ -47,6 +49,12 @@ pub fn state(config: &Config, db: Db) -> AppState {
             google_client_id: config.google_client_id.clone(),
             dev_login: config.dev_login,
             secure_cookies: config.secure_cookies(),
+        }),
+        meta: Arc::new(MetaSettings {
+            app_secret: config.meta_app_secret.clone(),
+            verify_token: config.meta_verify_token.clone(),
+            graph_url: config.graph_url.clone(),
+            graph_version: config.graph_version.clone(),
         }),
         leptos_options,
     }
@@ -64,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::auth::router())
+        .merge(crate::webhooks::router())
         .nest("/api/v1", crate::api::router())
         .leptos_routes_with_context(
             &state,

@@ -160,6 +160,9 @@ mod tests {
     }
 }
 
+pub mod ingest;
+pub mod read;
+
 /// Which engine a `DATABASE_URL` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {

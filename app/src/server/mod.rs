@@ -3,8 +3,10 @@
 
 pub mod crypto;
 pub mod db;
+pub mod ingest;
 pub mod session;
 pub mod state;
+pub mod webhook;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -20,12 +20,34 @@ pub struct SiteInfo {
     pub secure_cookies: bool,
 }
 
+/// Meta app settings the webhook and Graph code need. Secrets never reach a log line.
+#[derive(Clone)]
+pub struct MetaSettings {
+    pub app_secret: Option<String>,
+    pub verify_token: Option<String>,
+    pub graph_url: String,
+    pub graph_version: String,
+}
+
+impl std::fmt::Debug for MetaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaSettings")
+            .field("app_secret", &self.app_secret.as_ref().map(|_| "<set>"))
+            .field("verify_token", &self.verify_token.as_ref().map(|_| "<set>"))
+            .field("graph_url", &self.graph_url)
+            .field("graph_version", &self.graph_version)
+            .finish()
+    }
+}
+
 /// Shared by the axum router and, as Leptos context, by every server function.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub key: Arc<SecretKey>,
     pub site: Arc<SiteInfo>,
+    pub meta: Arc<MetaSettings>,
+    pub ingest: super::ingest::Ingest,
     pub leptos_options: LeptosOptions,
 }
 

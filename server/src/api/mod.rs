@@ -1,9 +1,11 @@
 //! The integration API under `/api/v1`: bearer tokens, JSON in and out, our error shape for
 //! every failure (malformed JSON and unknown routes included), and its OpenAPI document.
 
+pub mod conversations;
 pub mod error;
 pub mod numbers;
 pub mod openapi;
+pub mod paging;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -22,6 +24,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/numbers", get(numbers::list))
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/{id}", get(conversations::get_one))
+        .route("/conversations/{id}/messages", get(conversations::messages))
+        .route("/contacts", get(conversations::contacts))
+        .route("/contacts/{id}", get(conversations::contact))
         .fallback(|| async {
             ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
         })

@@ -1,0 +1,480 @@
+//! Webhook storage and application: the raw bodies (group-committed) and the transaction
+//! that turns one stored body into contacts, conversations, messages and statuses.
+//!
+//! The transactional code is written once in `engine_impl!` and expanded per engine, so
+//! helpers can pass one concrete `Transaction` around.
+
+use serde_json::{json, Value};
+
+use super::{Db, DbError};
+use crate::domain::MessageStatus;
+use crate::server::webhook::{self, ContactInfo, InboundMessage, MessagesValue, StatusUpdate};
+use crate::server::{new_id, now_ms};
+
+/// What applying one stored webhook body did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub messages_created: u32,
+    pub statuses_applied: u32,
+    pub statuses_pending: u32,
+    /// Changes for a phone number id no workspace has connected.
+    pub unrouted: u32,
+    /// Workspaces touched (for live updates).
+    pub workspaces: Vec<String>,
+}
+
+impl Db {
+    /// Stores raw bodies in one transaction; when it returns Ok they are durable.
+    pub async fn insert_webhook_events(&self, bodies: &[&str]) -> Result<(), DbError> {
+        let now = now_ms();
+        let sql = "INSERT INTO webhook_events (received_at, body) VALUES ($1, $2)";
+        match self {
+            Db::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                for b in bodies {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(*b)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Db::Postgres(p) => {
+                // One multi-row statement: Postgres pays a round trip per statement.
+                let mut tx = p.begin().await?;
+                sqlx::query("INSERT INTO webhook_events (received_at, body) SELECT $1, b FROM UNNEST($2::text[]) AS b")
+                    .bind(now)
+                    .bind(bodies)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The oldest stored bodies not applied yet.
+    pub async fn unprocessed_webhook_events(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let sql =
+            "SELECT id, body FROM webhook_events WHERE processed_at IS NULL ORDER BY id LIMIT $1";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(limit).fetch_all(p).await)?)
+    }
+
+    /// How many stored bodies wait to be applied.
+    pub async fn webhook_backlog(&self) -> Result<i64, DbError> {
+        let sql = "SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL";
+        Ok(on!(self, p => sqlx::query_scalar(sql).fetch_one(p).await)?)
+    }
+
+    /// Marks a body whose application failed, so the processor moves on; the body stays.
+    pub async fn mark_webhook_failed(&self, id: i64, error: &str) -> Result<(), DbError> {
+        let sql = "UPDATE webhook_events SET processed_at = $1, process_error = $2 WHERE id = $3";
+        on!(self, p => sqlx::query(sql).bind(now_ms()).bind(error).bind(id).execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Applies one stored body in one transaction that also marks it processed, so a crash
+    /// applies it wholly or not at all, and a second processor finds nothing left to do.
+    pub async fn apply_webhook_event(&self, id: i64, body: &str) -> Result<Applied, DbError> {
+        match self {
+            Db::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                let r = sqlite_impl::apply(&mut tx, id, body).await?;
+                tx.commit().await?;
+                Ok(r)
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let r = pg_impl::apply(&mut tx, id, body).await?;
+                tx.commit().await?;
+                Ok(r)
+            }
+        }
+    }
+}
+
+fn ms(ts: Option<i64>) -> i64 {
+    ts.unwrap_or_else(now_ms)
+}
+
+macro_rules! engine_impl {
+    ($module:ident, $db:ty) => {
+        mod $module {
+            use super::*;
+
+            type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+            pub async fn apply(tx: &mut Tx<'_>, id: i64, body: &str) -> Result<Applied, DbError> {
+                let now = now_ms();
+                let claimed = sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                let mut applied = Applied::default();
+                if claimed == 0 {
+                    return Ok(applied);
+                }
+                let envelope = match webhook::parse(body.as_bytes()) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        note(tx, id, &format!("not an envelope: {e}")).await?;
+                        return Ok(applied);
+                    }
+                };
+                for entry in &envelope.entry {
+                    for change in &entry.changes {
+                        match change.field.as_str() {
+                            "messages" => {
+                                match serde_json::from_value::<MessagesValue>(change.value.clone()) {
+                                    Ok(v) => messages_change(tx, &v, &mut applied).await?,
+                                    Err(e) => note(tx, id, &format!("unreadable messages change: {e}")).await?,
+                                }
+                            }
+                            // Kept in webhook_events; applied by the features that use them.
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(applied)
+            }
+
+            async fn note(tx: &mut Tx<'_>, id: i64, text: &str) -> Result<(), DbError> {
+                sqlx::query("UPDATE webhook_events SET process_error = $1 WHERE id = $2")
+                    .bind(text)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn messages_change(tx: &mut Tx<'_>, v: &MessagesValue, applied: &mut Applied) -> Result<(), DbError> {
+                let number: Option<(String, String)> =
+                    sqlx::query_as("SELECT id, workspace_id FROM phone_numbers WHERE phone_number_id = $1")
+                        .bind(&v.metadata.phone_number_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let Some((number_id, workspace_id)) = number else {
+                    applied.unrouted += 1;
+                    return Ok(());
+                };
+                if !applied.workspaces.contains(&workspace_id) {
+                    applied.workspaces.push(workspace_id.clone());
+                }
+                for m in &v.messages {
+                    inbound(tx, &workspace_id, &number_id, v, m, applied).await?;
+                }
+                for s in &v.statuses {
+                    let body = serde_json::to_string(&status_json(s)).unwrap_or_default();
+                    if status(tx, &number_id, &s.id, &body).await? {
+                        applied.statuses_applied += 1;
+                    } else {
+                        sqlx::query("INSERT INTO pending_statuses (number_id, wamid, body, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(&number_id)
+                            .bind(&s.id)
+                            .bind(&body)
+                            .bind(now_ms())
+                            .execute(&mut **tx)
+                            .await?;
+                        applied.statuses_pending += 1;
+                    }
+                }
+                Ok(())
+            }
+
+            /// The contact behind a sender, found by BSUID and/or wa_id, linked when a message
+            /// carries both, created when new; the profile name is kept current.
+            async fn contact(
+                tx: &mut Tx<'_>,
+                workspace_id: &str,
+                wa_id: Option<&str>,
+                bsuid: Option<&str>,
+                info: Option<&ContactInfo>,
+            ) -> Result<String, DbError> {
+                let profile = info.and_then(|c| c.profile.as_ref());
+                let name = profile.and_then(|p| p.name.as_deref());
+                let username = profile.and_then(|p| p.username.as_deref());
+                let mut found: Option<String> = None;
+                if let Some(b) = bsuid {
+                    found = sqlx::query_scalar("SELECT id FROM contacts WHERE workspace_id = $1 AND bsuid = $2")
+                        .bind(workspace_id)
+                        .bind(b)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                }
+                if found.is_none() {
+                    if let Some(w) = wa_id {
+                        found = sqlx::query_scalar("SELECT id FROM contacts WHERE workspace_id = $1 AND wa_id = $2")
+                            .bind(workspace_id)
+                            .bind(w)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    }
+                }
+                let now = now_ms();
+                let phone = wa_id.map(|w| format!("+{w}"));
+                match found {
+                    Some(id) => {
+                        // Link the identity this message adds, unless another contact holds it.
+                        sqlx::query(
+                            "UPDATE contacts SET \
+                             wa_id = COALESCE(wa_id, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.wa_id = $3) THEN $3 END), \
+                             phone = COALESCE(phone, $4), \
+                             bsuid = COALESCE(bsuid, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.bsuid = $5) THEN $5 END), \
+                             profile_name = COALESCE($6, profile_name), username = COALESCE($7, username), updated_at = $8 \
+                             WHERE id = $1",
+                        )
+                        .bind(&id)
+                        .bind(workspace_id)
+                        .bind(wa_id)
+                        .bind(&phone)
+                        .bind(bsuid)
+                        .bind(name)
+                        .bind(username)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                        Ok(id)
+                    }
+                    None => {
+                        let id = new_id();
+                        sqlx::query(
+                            "INSERT INTO contacts (id, workspace_id, wa_id, bsuid, phone, username, profile_name, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                        )
+                        .bind(&id)
+                        .bind(workspace_id)
+                        .bind(wa_id)
+                        .bind(bsuid)
+                        .bind(&phone)
+                        .bind(username)
+                        .bind(name)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                        Ok(id)
+                    }
+                }
+            }
+
+            async fn conversation(tx: &mut Tx<'_>, workspace_id: &str, number_id: &str, contact_id: &str, at: i64) -> Result<String, DbError> {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO conversations (id, workspace_id, number_id, contact_id, status, last_message_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'open', $5, $6, $6) ON CONFLICT (number_id, contact_id) DO NOTHING",
+                )
+                .bind(new_id())
+                .bind(workspace_id)
+                .bind(number_id)
+                .bind(contact_id)
+                .bind(at)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(sqlx::query_scalar("SELECT id FROM conversations WHERE number_id = $1 AND contact_id = $2")
+                    .bind(number_id)
+                    .bind(contact_id)
+                    .fetch_one(&mut **tx)
+                    .await?)
+            }
+
+            async fn message_by_wamid(tx: &mut Tx<'_>, number_id: &str, wamid: &str) -> Result<Option<(String, String, String, String, Option<String>)>, DbError> {
+                Ok(sqlx::query_as("SELECT id, type, content, reactions, history FROM messages WHERE number_id = $1 AND wamid = $2")
+                    .bind(number_id)
+                    .bind(wamid)
+                    .fetch_optional(&mut **tx)
+                    .await?)
+            }
+
+            async fn inbound(
+                tx: &mut Tx<'_>,
+                workspace_id: &str,
+                number_id: &str,
+                v: &MessagesValue,
+                m: &InboundMessage,
+                applied: &mut Applied,
+            ) -> Result<(), DbError> {
+                let info = v.contacts.iter().find(|c| {
+                    (m.from.is_some() && c.wa_id == m.from) || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
+                }).or_else(|| (v.contacts.len() == 1).then(|| &v.contacts[0]));
+                let wa_id = m.from.as_deref().or(info.and_then(|c| c.wa_id.as_deref()));
+                let bsuid = m.from_user_id.as_deref().or(info.and_then(|c| c.user_id.as_deref()));
+                if wa_id.is_none() && bsuid.is_none() {
+                    return Ok(());
+                }
+                let at = ms(m.timestamp_ms());
+                let content = m.content();
+                match m.kind.as_str() {
+                    "reaction" => {
+                        let target = content.get("message_id").and_then(Value::as_str).unwrap_or_default();
+                        let emoji = content.get("emoji").and_then(Value::as_str).unwrap_or_default();
+                        if let Some((id, _, _, reactions, _)) = message_by_wamid(tx, number_id, target).await? {
+                            let mut list: Vec<Value> = serde_json::from_str(&reactions).unwrap_or_default();
+                            list.retain(|r| r.get("direction").and_then(Value::as_str) != Some("inbound"));
+                            if !emoji.is_empty() {
+                                list.push(json!({"emoji": emoji, "direction": "inbound"}));
+                            }
+                            sqlx::query("UPDATE messages SET reactions = $1, updated_at = $2 WHERE id = $3")
+                                .bind(Value::Array(list).to_string())
+                                .bind(now_ms())
+                                .bind(&id)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        return Ok(());
+                    }
+                    "edit" | "revoke" => {
+                        let original = content.get("original_message_id").and_then(Value::as_str).unwrap_or_default();
+                        if let Some((id, kind, old, _, history)) = message_by_wamid(tx, number_id, original).await? {
+                            let mut hist: Vec<Value> = history.as_deref().and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
+                            // Replays of the same edit change nothing.
+                            if hist.iter().any(|h| h.get("wamid").and_then(Value::as_str) == Some(m.id.as_str())) {
+                                return Ok(());
+                            }
+                            hist.push(json!({"wamid": m.id, "action": m.kind, "type": kind, "content": serde_json::from_str::<Value>(&old).unwrap_or_default(), "at": at}));
+                            if m.kind == "edit" {
+                                let new_msg = content.get("message").cloned().unwrap_or_default();
+                                let new_type = new_msg.get("type").and_then(Value::as_str).unwrap_or(&kind).to_string();
+                                let new_content = new_msg.get(&new_type).cloned().unwrap_or(new_msg.clone());
+                                sqlx::query("UPDATE messages SET type = $1, content = $2, history = $3, edited_at = $4, updated_at = $5 WHERE id = $6")
+                                    .bind(&new_type).bind(new_content.to_string()).bind(Value::Array(hist).to_string()).bind(at).bind(now_ms()).bind(&id)
+                                    .execute(&mut **tx).await?;
+                            } else {
+                                sqlx::query("UPDATE messages SET content = '{}', history = $1, revoked_at = $2, updated_at = $3 WHERE id = $4")
+                                    .bind(Value::Array(hist).to_string()).bind(at).bind(now_ms()).bind(&id)
+                                    .execute(&mut **tx).await?;
+                            }
+                        }
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let contact_id = contact(tx, workspace_id, wa_id, bsuid, info).await?;
+                let conversation_id = conversation(tx, workspace_id, number_id, &contact_id, at).await?;
+                let id = new_id();
+                let now = now_ms();
+                let context = m.context.as_ref().map(Value::to_string);
+                let reply_to: Option<String> = match m.context.as_ref().and_then(|c| c.get("id")).and_then(Value::as_str) {
+                    Some(w) => message_by_wamid(tx, number_id, w).await?.map(|r| r.0),
+                    None => None,
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO messages (id, workspace_id, conversation_id, number_id, wamid, direction, type, content, context, reply_to_id, \
+                     status, status_timestamps, error_code, error_title, timestamp, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $8, $9, 'received', $10, $11, $12, $13, $14, $14) \
+                     ON CONFLICT (number_id, wamid) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(workspace_id)
+                .bind(&conversation_id)
+                .bind(number_id)
+                .bind(&m.id)
+                .bind(&m.kind)
+                .bind(content.to_string())
+                .bind(context)
+                .bind(reply_to)
+                .bind(json!({"received": crate::server::rfc3339(at)}).to_string())
+                .bind(first_error_code(m))
+                .bind(first_error_title(m))
+                .bind(at)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(());
+                }
+                applied.messages_created += 1;
+                sqlx::query(
+                    "UPDATE conversations SET \
+                     last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $1 THEN $1 ELSE last_inbound_at END, \
+                     last_message_id = CASE WHEN last_message_at <= $1 OR last_message_id IS NULL THEN $2 ELSE last_message_id END, \
+                     last_message_at = CASE WHEN last_message_at < $1 THEN $1 ELSE last_message_at END, \
+                     unread_count = unread_count + 1, \
+                     status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END, updated_at = $3 \
+                     WHERE id = $4",
+                )
+                .bind(at)
+                .bind(&id)
+                .bind(now)
+                .bind(&conversation_id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Applies a status to the stored message; false when the wamid is unknown.
+            pub async fn status(tx: &mut Tx<'_>, number_id: &str, wamid: &str, body: &str) -> Result<bool, DbError> {
+                let row: Option<(String, String, String)> =
+                    sqlx::query_as("SELECT id, status, status_timestamps FROM messages WHERE number_id = $1 AND wamid = $2")
+                        .bind(number_id)
+                        .bind(wamid)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let Some((id, current, stamps)) = row else { return Ok(false) };
+                let s: Value = serde_json::from_str(body).unwrap_or_default();
+                let Some(next) = s.get("status").and_then(Value::as_str).and_then(MessageStatus::parse) else { return Ok(true) };
+                let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
+                let new = current.advance(next);
+                let mut stamps: serde_json::Map<String, Value> = serde_json::from_str(&stamps).unwrap_or_default();
+                let at = s.get("timestamp_ms").and_then(Value::as_i64).unwrap_or_else(now_ms);
+                stamps.entry(next.as_str().to_string()).or_insert_with(|| json!(crate::server::rfc3339(at)));
+                let error = s.get("errors").and_then(|e| e.get(0)).filter(|_| new == MessageStatus::Failed && current != MessageStatus::Failed);
+                if let Some(e) = error {
+                    sqlx::query("UPDATE messages SET error_code = $1, error_title = $2, error_detail = $3 WHERE id = $4")
+                        .bind(e.get("code").and_then(Value::as_i64))
+                        .bind(e.get("title").and_then(Value::as_str))
+                        .bind(e.get("detail").and_then(Value::as_str))
+                        .bind(&id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE messages SET status = $1, status_timestamps = $2, updated_at = $3 WHERE id = $4")
+                    .bind(new.as_str())
+                    .bind(Value::Object(stamps).to_string())
+                    .bind(now_ms())
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(true)
+            }
+        }
+    };
+}
+
+fn first_error_code(m: &InboundMessage) -> Option<i64> {
+    m.errors.as_ref()?.get(0)?.get("code")?.as_i64()
+}
+
+fn first_error_title(m: &InboundMessage) -> Option<String> {
+    Some(
+        m.errors
+            .as_ref()?
+            .get(0)?
+            .get("title")?
+            .as_str()?
+            .to_string(),
+    )
+}
+
+/// What we keep of a status update: enough to apply it now or later.
+fn status_json(s: &StatusUpdate) -> Value {
+    json!({
+        "status": s.status,
+        "timestamp_ms": s.timestamp_ms(),
+        "recipient_id": s.recipient_id,
+        "recipient_user_id": s.recipient_user_id,
+        "biz_opaque_callback_data": s.biz_opaque_callback_data,
+        "errors": s.errors.iter().map(|e| json!({"code": e.code, "title": e.title, "detail": e.detail()})).collect::<Vec<_>>(),
+        "pricing": s.pricing,
+        "conversation": s.conversation,
+    })
+}
+
+engine_impl!(sqlite_impl, sqlx::Sqlite);
+engine_impl!(pg_impl, sqlx::Postgres);

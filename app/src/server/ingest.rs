@@ -1,0 +1,116 @@
+//! Webhook ingestion: one writer group-commits raw bodies (each request is answered only
+//! after the transaction holding its body commits), and one processor applies the stored
+//! bodies in order, each in its own transaction that also marks it processed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::db::Db;
+
+/// The most bodies one commit takes.
+const MAX_BATCH: usize = 512;
+
+struct Job {
+    body: String,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Why a body was not stored.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook storage failed: {0}")]
+pub struct StoreError(pub String);
+
+/// The handle handlers use; cloning shares the one writer and processor.
+#[derive(Clone)]
+pub struct Ingest {
+    jobs: mpsc::Sender<Job>,
+    wake: Arc<Notify>,
+}
+
+impl Ingest {
+    /// Starts the writer and the processor on the current runtime.
+    pub fn start(db: Db) -> Ingest {
+        let (jobs, rx) = mpsc::channel(8192);
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(writer(db.clone(), rx, wake.clone()));
+        tokio::spawn(processor(db, wake.clone()));
+        Ingest { jobs, wake }
+    }
+
+    /// Stores a verified body durably; returns once it is committed.
+    pub async fn store(&self, body: String) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job { body, done })
+            .await
+            .map_err(|_| StoreError("the writer stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError("the writer stopped".into()))?
+            .map_err(StoreError)
+    }
+
+    /// Asks the processor to look for stored bodies now (after a replay, say).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, wake: Arc<Notify>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let bodies: Vec<&str> = batch.iter().map(|j| j.body.as_str()).collect();
+        let result = db.insert_webhook_events(&bodies).await.map_err(|e| {
+            tracing::error!(error = %e, count = bodies.len(), "storing webhooks failed");
+            "the database refused the write".to_string()
+        });
+        for job in batch {
+            let _ = job.done.send(result.clone());
+        }
+        // One wake-up per batch, never one per request.
+        wake.notify_one();
+    }
+}
+
+async fn processor(db: Db, wake: Arc<Notify>) {
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        drain(&db).await;
+    }
+}
+
+/// Applies every stored body not applied yet, oldest first.
+pub async fn drain(db: &Db) {
+    loop {
+        let batch = match db.unprocessed_webhook_events(256).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stored webhooks failed; retrying");
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        for (id, body) in batch {
+            if let Err(e) = db.apply_webhook_event(id, &body).await {
+                // The raw body stays stored; `qontak webhooks replay` can apply it again.
+                tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");
+                if let Err(e) = db.mark_webhook_failed(id, &e.to_string()).await {
+                    tracing::warn!(event_id = id, error = %e, "marking a failed webhook failed; retrying later");
+                    return;
+                }
+            }
+        }
+    }
+}
