@@ -6,7 +6,7 @@ export const test = base.extend<{ errors: string[] }>({
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
     page.on("console", (m) => {
-      if (m.type() === "error") errors.push(`console: ${m.text()}`);
+      if (m.type() === "error") errors.push(`console: ${m.text()} at ${m.location().url}`);
     });
     await use(errors);
     expect(errors, "no errors in the browser").toEqual([]);

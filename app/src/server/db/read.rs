@@ -176,3 +176,11 @@ impl Db {
         )
     }
 }
+
+impl Db {
+    /// How many stored messages carry each wamid (crash tests check for exactly one).
+    pub async fn wamid_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let sql = "SELECT wamid, COUNT(*) FROM messages WHERE wamid IS NOT NULL GROUP BY wamid";
+        Ok(on!(self, p => sqlx::query_as(sql).fetch_all(p).await)?)
+    }
+}
