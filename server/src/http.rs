@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use app::server::crypto::SecretKey;
 use app::server::db::Db;
+use app::server::events::EventBus;
 use app::server::ingest::Ingest;
 use app::server::state::{MetaSettings, SiteInfo};
 use app::{shell, App};
@@ -38,8 +39,11 @@ pub fn state(config: &Config, db: Db) -> AppState {
         .site_addr(config.site_addr)
         .env(leptos::config::Env::PROD)
         .build();
+    let events = EventBus::new();
+    events.start_listener(&db);
     AppState {
-        ingest: Ingest::start(db.clone()),
+        ingest: Ingest::start(db.clone(), events.clone()),
+        events,
         db,
         key: Arc::clone(&config.secret_key),
         site: Arc::new(SiteInfo {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::db::Db;
+use super::events::EventBus;
 
 /// The most bodies one commit takes.
 const MAX_BATCH: usize = 512;
@@ -31,11 +32,11 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the writer and the processor on the current runtime.
-    pub fn start(db: Db) -> Ingest {
+    pub fn start(db: Db, bus: EventBus) -> Ingest {
         let (jobs, rx) = mpsc::channel(8192);
         let wake = Arc::new(Notify::new());
         tokio::spawn(writer(db.clone(), rx, wake.clone()));
-        tokio::spawn(processor(db, wake.clone()));
+        tokio::spawn(processor(db, bus, wake.clone()));
         Ingest { jobs, wake }
     }
 
@@ -79,18 +80,18 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, wake: Arc<Notify>) {
     }
 }
 
-async fn processor(db: Db, wake: Arc<Notify>) {
+async fn processor(db: Db, bus: EventBus, wake: Arc<Notify>) {
     loop {
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        drain(&db).await;
+        drain(&db, &bus).await;
     }
 }
 
 /// Applies every stored body not applied yet, oldest first.
-pub async fn drain(db: &Db) {
+pub async fn drain(db: &Db, bus: &EventBus) {
     loop {
         let batch = match db.unprocessed_webhook_events(256).await {
             Ok(b) => b,
@@ -102,14 +103,31 @@ pub async fn drain(db: &Db) {
         if batch.is_empty() {
             return;
         }
+        let mut touched: Vec<String> = Vec::new();
         for (id, body) in batch {
-            if let Err(e) = db.apply_webhook_event(id, &body).await {
-                // The raw body stays stored; `qontak webhooks replay` can apply it again.
-                tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");
-                if let Err(e) = db.mark_webhook_failed(id, &e.to_string()).await {
-                    tracing::warn!(event_id = id, error = %e, "marking a failed webhook failed; retrying later");
-                    return;
+            match db.apply_webhook_event(id, &body).await {
+                Ok(applied) => {
+                    for w in applied.workspaces {
+                        if !touched.contains(&w) {
+                            touched.push(w);
+                        }
+                    }
                 }
+                Err(e) => {
+                    // The raw body stays stored; `qontak webhooks replay` can apply it again.
+                    tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");
+                    if let Err(e) = db.mark_webhook_failed(id, &e.to_string()).await {
+                        tracing::warn!(event_id = id, error = %e, "marking a failed webhook failed; retrying later");
+                        return;
+                    }
+                }
+            }
+        }
+        // Wake-ups once per batch and workspace, after the commits, never inside them.
+        for w in touched {
+            bus.wake(&w);
+            if let Err(e) = db.notify_events(&w).await {
+                tracing::warn!(error = %e, "NOTIFY failed; other instances will poll");
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod db;
+pub mod events;
 pub mod ingest;
 pub mod session;
 pub mod state;

@@ -48,6 +48,7 @@ pub struct AppState {
     pub site: Arc<SiteInfo>,
     pub meta: Arc<MetaSettings>,
     pub ingest: super::ingest::Ingest,
+    pub events: super::events::EventBus,
     pub leptos_options: LeptosOptions,
 }
 

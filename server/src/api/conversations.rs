@@ -194,7 +194,7 @@ pub struct ContactList {
     pub next_cursor: Option<String>,
 }
 
-async fn conversation_dto(
+pub(crate) async fn conversation_dto(
     state: &AppState,
     workspace_id: &str,
     c: ConversationRow,

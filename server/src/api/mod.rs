@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod numbers;
 pub mod openapi;
 pub mod paging;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/messages", get(conversations::messages))
         .route("/contacts", get(conversations::contacts))
         .route("/contacts/{id}", get(conversations::contact))
+        .route("/events", get(events::stream_events))
         .fallback(|| async {
             ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
         })

@@ -102,7 +102,7 @@ fn ms(ts: Option<i64>) -> i64 {
 }
 
 macro_rules! engine_impl {
-    ($module:ident, $db:ty) => {
+    ($module:ident, $db:ty, $postgres:expr) => {
         mod $module {
             use super::*;
 
@@ -119,6 +119,11 @@ macro_rules! engine_impl {
                 let mut applied = Applied::default();
                 if claimed == 0 {
                     return Ok(applied);
+                }
+                if $postgres {
+                    // Serialise event-writing transactions across instances, so event ids
+                    // commit in order and an SSE reader past id N never misses a smaller one.
+                    sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
                 }
                 let envelope = match webhook::parse(body.as_bytes()) {
                     Ok(e) => e,
@@ -142,6 +147,18 @@ macro_rules! engine_impl {
                     }
                 }
                 Ok(applied)
+            }
+
+            /// Appends to the live-event log; the SSE stream reads the object when it sends.
+            pub async fn event(tx: &mut Tx<'_>, workspace_id: &str, kind: &str, object_id: &str) -> Result<(), DbError> {
+                sqlx::query("INSERT INTO events (workspace_id, type, data, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(workspace_id)
+                    .bind(kind)
+                    .bind(json!({"id": object_id}).to_string())
+                    .bind(now_ms())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
             }
 
             async fn note(tx: &mut Tx<'_>, id: i64, text: &str) -> Result<(), DbError> {
@@ -171,7 +188,7 @@ macro_rules! engine_impl {
                 }
                 for s in &v.statuses {
                     let body = serde_json::to_string(&status_json(s)).unwrap_or_default();
-                    if status(tx, &number_id, &s.id, &body).await? {
+                    if status(tx, &workspace_id, &number_id, &s.id, &body).await? {
                         applied.statuses_applied += 1;
                     } else {
                         sqlx::query("INSERT INTO pending_statuses (number_id, wamid, body, created_at) VALUES ($1, $2, $3, $4)")
@@ -319,12 +336,16 @@ macro_rules! engine_impl {
                             if !emoji.is_empty() {
                                 list.push(json!({"emoji": emoji, "direction": "inbound"}));
                             }
-                            sqlx::query("UPDATE messages SET reactions = $1, updated_at = $2 WHERE id = $3")
-                                .bind(Value::Array(list).to_string())
-                                .bind(now_ms())
-                                .bind(&id)
-                                .execute(&mut **tx)
-                                .await?;
+                            let list = Value::Array(list).to_string();
+                            if list != reactions {
+                                sqlx::query("UPDATE messages SET reactions = $1, updated_at = $2 WHERE id = $3")
+                                    .bind(&list)
+                                    .bind(now_ms())
+                                    .bind(&id)
+                                    .execute(&mut **tx)
+                                    .await?;
+                                event(tx, workspace_id, "message.updated", &id).await?;
+                            }
                         }
                         return Ok(());
                     }
@@ -349,6 +370,7 @@ macro_rules! engine_impl {
                                     .bind(Value::Array(hist).to_string()).bind(at).bind(now_ms()).bind(&id)
                                     .execute(&mut **tx).await?;
                             }
+                            event(tx, workspace_id, "message.updated", &id).await?;
                         }
                         return Ok(());
                     }
@@ -405,11 +427,13 @@ macro_rules! engine_impl {
                 .bind(&conversation_id)
                 .execute(&mut **tx)
                 .await?;
+                event(tx, workspace_id, "message.created", &id).await?;
+                event(tx, workspace_id, "conversation.updated", &conversation_id).await?;
                 Ok(())
             }
 
             /// Applies a status to the stored message; false when the wamid is unknown.
-            pub async fn status(tx: &mut Tx<'_>, number_id: &str, wamid: &str, body: &str) -> Result<bool, DbError> {
+            pub async fn status(tx: &mut Tx<'_>, workspace_id: &str, number_id: &str, wamid: &str, body: &str) -> Result<bool, DbError> {
                 let row: Option<(String, String, String)> =
                     sqlx::query_as("SELECT id, status, status_timestamps FROM messages WHERE number_id = $1 AND wamid = $2")
                         .bind(number_id)
@@ -417,6 +441,7 @@ macro_rules! engine_impl {
                         .fetch_optional(&mut **tx)
                         .await?;
                 let Some((id, current, stamps)) = row else { return Ok(false) };
+                let stamps_before = stamps.clone();
                 let s: Value = serde_json::from_str(body).unwrap_or_default();
                 let Some(next) = s.get("status").and_then(Value::as_str).and_then(MessageStatus::parse) else { return Ok(true) };
                 let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
@@ -434,13 +459,19 @@ macro_rules! engine_impl {
                         .execute(&mut **tx)
                         .await?;
                 }
+                let stamps = Value::Object(stamps).to_string();
+                if new == current && error.is_none() && stamps == stamps_before {
+                    // A replayed status changes nothing and publishes nothing.
+                    return Ok(true);
+                }
                 sqlx::query("UPDATE messages SET status = $1, status_timestamps = $2, updated_at = $3 WHERE id = $4")
                     .bind(new.as_str())
-                    .bind(Value::Object(stamps).to_string())
+                    .bind(&stamps)
                     .bind(now_ms())
                     .bind(&id)
                     .execute(&mut **tx)
                     .await?;
+                event(tx, workspace_id, "message.updated", &id).await?;
                 Ok(true)
             }
         }
@@ -476,5 +507,5 @@ fn status_json(s: &StatusUpdate) -> Value {
     })
 }
 
-engine_impl!(sqlite_impl, sqlx::Sqlite);
-engine_impl!(pg_impl, sqlx::Postgres);
+engine_impl!(sqlite_impl, sqlx::Sqlite, false);
+engine_impl!(pg_impl, sqlx::Postgres, true);

@@ -184,3 +184,52 @@ impl Db {
         Ok(on!(self, p => sqlx::query_as(sql).fetch_all(p).await)?)
     }
 }
+
+/// One entry of the live-event log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub data: String,
+}
+
+impl Db {
+    /// A workspace's events after `after`, oldest first.
+    pub async fn events_after(
+        &self,
+        workspace_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, DbError> {
+        let sql = "SELECT id, type, data FROM events WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        Ok(
+            on!(self, p => sqlx::query_as(sql).bind(workspace_id).bind(after).bind(limit).fetch_all(p).await)?,
+        )
+    }
+
+    /// The newest event id of a workspace (0 when none): where a new stream starts.
+    pub async fn last_event_id(&self, workspace_id: &str) -> Result<i64, DbError> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM events WHERE workspace_id = $1";
+        Ok(on!(self, p => sqlx::query_scalar::<_, i64>(sql).bind(workspace_id).fetch_one(p).await)?)
+    }
+
+    /// The oldest event id still kept for a workspace, if any.
+    pub async fn first_event_id(&self, workspace_id: &str) -> Result<Option<i64>, DbError> {
+        let sql = "SELECT MIN(id) FROM events WHERE workspace_id = $1";
+        Ok(
+            on!(self, p => sqlx::query_scalar::<_, Option<i64>>(sql).bind(workspace_id).fetch_one(p).await)?,
+        )
+    }
+
+    /// Wakes other instances' event streams (Postgres only; one call per applied batch).
+    pub async fn notify_events(&self, workspace_id: &str) -> Result<(), DbError> {
+        if let Db::Postgres(p) = self {
+            sqlx::query("SELECT pg_notify('qontak_events', $1)")
+                .bind(workspace_id)
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+}
