@@ -31,6 +31,55 @@ pub enum Command {
     /// Manage workspaces, users, tokens and numbers from the shell.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Inspect and replay the webhook bodies Meta sent (stored verbatim).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// One line per stored body: id, received, processed, fields, size.
+    List {
+        /// RFC 3339 time or an age such as 30m, 6h, 2d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Print one stored body as Meta sent it.
+    Show { id: i64 },
+    /// Apply stored bodies again; what was applied already stays applied once.
+    Replay {
+        /// Bodies received since then (RFC 3339 or an age such as 6h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Or these ids.
+        ids: Vec<i64>,
+    },
+}
+
+/// `30m`, `6h`, `2d`, or an RFC 3339 time, as milliseconds since the epoch.
+pub fn parse_since(text: &str, now_ms: i64) -> anyhow::Result<i64> {
+    let t = text.trim();
+    let unit = |c: char| match c {
+        's' => Some(1_000),
+        'm' => Some(60_000),
+        'h' => Some(3_600_000),
+        'd' => Some(86_400_000),
+        _ => None,
+    };
+    if let Some(last) = t.chars().last() {
+        if let (Some(ms), Ok(n)) = (unit(last), t[..t.len() - 1].parse::<i64>()) {
+            return Ok(now_ms - n * ms);
+        }
+    }
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--since takes an RFC 3339 time or an age such as 30m, 6h, 2d; got `{t}`"
+            )
+        })?;
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +183,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Webhooks(cmd) => {
+            let db = crate::http::connect_and_migrate(&config).await?;
+            let result = run_webhooks(&db, cmd).await;
+            db.close().await;
+            result
+        }
         Command::Admin(admin) => {
             let db = crate::http::connect_and_migrate(&config).await?;
             let result = run_admin(&db, &config, admin).await;
@@ -149,6 +204,67 @@ async fn workspace_id(db: &Db, name: &str) -> anyhow::Result<String> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("no workspace is named `{name}`"))?
         .id)
+}
+
+/// Runs one `webhooks` command against an open database.
+pub async fn run_webhooks(db: &Db, command: WebhooksCommand) -> anyhow::Result<()> {
+    let now = app::server::now_ms();
+    match command {
+        WebhooksCommand::List { since, limit } => {
+            let rows = db
+                .webhook_events_since(parse_since(&since, now)?, limit.clamp(1, 10_000))
+                .await?;
+            for (id, received, processed, error, body) in rows {
+                let fields: Vec<String> = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("entry").cloned())
+                    .and_then(|e| e.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|e| {
+                        e.get("changes")
+                            .and_then(|c| c.as_array())
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .filter_map(|c| c.get("field").and_then(|f| f.as_str()).map(str::to_string))
+                    .collect();
+                let state = match (processed, error) {
+                    (_, Some(e)) => format!("error: {e}"),
+                    (Some(_), None) => "applied".to_string(),
+                    (None, None) => "pending".to_string(),
+                };
+                println!(
+                    "{id}\t{}\t{state}\t{}\t{} bytes",
+                    app::server::rfc3339(received),
+                    fields.join(","),
+                    body.len()
+                );
+            }
+        }
+        WebhooksCommand::Show { id } => {
+            let (_, _, _, _, body) = db
+                .webhook_event(id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no stored webhook has id {id}"))?;
+            println!("{body}");
+        }
+        WebhooksCommand::Replay { since, ids } => {
+            anyhow::ensure!(
+                since.is_some() || !ids.is_empty(),
+                "say what to replay: --since 6h, or ids"
+            );
+            let since = since
+                .as_deref()
+                .map(|s| parse_since(s, now))
+                .transpose()?
+                .unwrap_or(i64::MAX);
+            let n = db.requeue_webhook_events(since, &ids).await?;
+            app::server::ingest::drain(db, &app::server::events::EventBus::new()).await;
+            println!("replayed {n} stored webhook(s)");
+        }
+    }
+    Ok(())
 }
 
 /// Runs one admin command against an open database.

@@ -289,3 +289,58 @@ async fn a_connected_numbers_access_token_is_not_readable_in_the_database() {
         }
     }
 }
+
+#[tokio::test]
+async fn webhooks_list_show_and_replay_work_on_the_stored_bodies() {
+    let q = Qontak::new().await;
+    assert!(q.run(&["migrate"]).status.success());
+    let db = app::server::db::Db::connect(&q.database_url).await.unwrap();
+    let ws = db.create_workspace("Acme").await.unwrap();
+    db.connect_number(&app::server::db::NewNumber {
+        workspace_id: &ws.id,
+        waba_id: "1",
+        phone_number_id: "42",
+        display_phone: None,
+        access_token_enc: "k:x",
+        key_id: "k",
+    })
+    .await
+    .unwrap();
+    let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "42"}, "contacts": [{"wa_id": "15551234567"}],
+        "messages": [{"from": "15551234567", "id": "wamid.CLI", "timestamp": "1700000000", "type": "text", "text": {"body": "hi"}}]}}]}]})
+    .to_string();
+    db.insert_webhook_events(&[body.as_str()]).await.unwrap();
+
+    let list = q.run(&["webhooks", "list", "--since", "1h"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let line = stdout(&list);
+    assert!(line.contains("\tpending\tmessages\t"), "{line}");
+    let id = line.split('\t').next().unwrap().to_string();
+    let show = q.run(&["webhooks", "show", &id]);
+    assert_eq!(stdout(&show).trim(), body);
+
+    for _ in 0..2 {
+        let replay = q.run(&["webhooks", "replay", "--since", "1h"]);
+        assert!(replay.status.success(), "{}", stderr(&replay));
+        assert!(stdout(&replay).contains("replayed 1"));
+    }
+    let counts = db.wamid_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("wamid.CLI".to_string(), 1)],
+        "replayed twice, stored once"
+    );
+    assert!(stdout(&q.run(&["webhooks", "list"])).contains("\tapplied\t"));
+    assert_eq!(
+        q.run(&["webhooks", "show", "999999"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        q.run(&["webhooks", "list", "--since", "yesterday"])
+            .status
+            .code(),
+        Some(1)
+    );
+    db.close().await;
+}

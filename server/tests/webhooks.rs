@@ -540,3 +540,53 @@ async fn another_workspaces_conversation_answers_404() {
         assert_eq!(error_code(res).await, "not_found");
     }
 }
+
+#[tokio::test]
+async fn template_number_and_account_webhooks_update_what_they_describe() {
+    let (app, token) = app().await;
+    let waba = |field: &str, value: Value| json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "time": 1700000000, "changes": [{"field": field, "value": value}]}]});
+    post(&app, &waba("message_template_status_update", json!({"event": "PENDING", "message_template_id": 5551, "message_template_name": "order_update", "message_template_language": "en_US", "reason": "NONE"}))).await;
+    let v = eventually(&app, &token, "/api/v1/templates", |v| {
+        v["data"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    assert_eq!(v["data"][0]["status"], "PENDING");
+    assert_eq!(v["data"][0]["meta_id"], "5551");
+    post(&app, &waba("message_template_status_update", json!({"event": "REJECTED", "message_template_id": 5551, "message_template_name": "order_update", "message_template_language": "en_US", "reason": "INVALID_FORMAT"}))).await;
+    let v = eventually(&app, &token, "/api/v1/templates", |v| {
+        v["data"][0]["status"] == "REJECTED"
+    })
+    .await;
+    assert_eq!(v["data"][0]["rejected_reason"], "INVALID_FORMAT");
+    post(&app, &waba("template_category_update", json!({"message_template_id": 5551, "message_template_name": "order_update", "message_template_language": "en_US", "previous_category": "UTILITY", "new_category": "MARKETING"}))).await;
+    eventually(&app, &token, "/api/v1/templates", |v| {
+        v["data"][0]["category"] == "MARKETING"
+    })
+    .await;
+    post(&app, &waba("message_template_quality_update", json!({"previous_quality_score": "GREEN", "new_quality_score": "YELLOW", "message_template_id": 5551, "message_template_name": "order_update", "message_template_language": "en_US"}))).await;
+    eventually(&app, &token, "/api/v1/templates", |v| {
+        v["data"][0]["quality_score"] == "YELLOW"
+    })
+    .await;
+
+    post(&app, &waba("phone_number_quality_update", json!({"display_phone_number": "15550783881", "event": "THROUGHPUT_UPGRADE", "max_daily_conversations_per_business": "TIER_10K"}))).await;
+    let n = eventually(&app, &token, "/api/v1/numbers", |v| {
+        v["data"][0]["messaging_tier"] == "TIER_10K"
+    })
+    .await;
+    assert_eq!(n["data"][0]["throughput_mps"], 1000);
+
+    post(&app, &waba("account_update", json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": [{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1700086400}]}))).await;
+    let ws = app.db.workspace_by_name("Acme").await.unwrap().unwrap().id;
+    for _ in 0..100 {
+        let alerts = app.db.alerts(&ws).await.unwrap();
+        if alerts
+            .iter()
+            .any(|(k, d, _)| k == "account_update" && d.contains("ACCOUNT_RESTRICTION"))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the account alert was not stored");
+}

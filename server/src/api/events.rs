@@ -137,6 +137,11 @@ async fn render(state: &AppState, workspace_id: &str, kind: &str, data: &str) ->
             },
             _ => None,
         }
+    } else if kind.starts_with("template.") {
+        match state.db.template(workspace_id, id).await {
+            Ok(Some(t)) => serde_json::to_value(super::templates::TemplateDto::from(t)).ok(),
+            _ => None,
+        }
     } else {
         None
     };

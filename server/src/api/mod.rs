@@ -7,6 +7,7 @@ pub mod events;
 pub mod numbers;
 pub mod openapi;
 pub mod paging;
+pub mod templates;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/contacts", get(conversations::contacts))
         .route("/contacts/{id}", get(conversations::contact))
         .route("/events", get(events::stream_events))
+        .route("/templates", get(templates::list))
         .fallback(|| async {
             ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
         })

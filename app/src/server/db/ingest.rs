@@ -70,6 +70,43 @@ impl Db {
         Ok(on!(self, p => sqlx::query_scalar(sql).fetch_one(p).await)?)
     }
 
+    /// Stored bodies received at or after `since` (ms), oldest first:
+    /// (id, received_at, processed_at, process_error, body).
+    #[allow(clippy::type_complexity)]
+    pub async fn webhook_events_since(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, Option<i64>, Option<String>, String)>, DbError> {
+        let sql = "SELECT id, received_at, processed_at, process_error, body FROM webhook_events WHERE received_at >= $1 ORDER BY id LIMIT $2";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(since).bind(limit).fetch_all(p).await)?)
+    }
+
+    /// One stored body.
+    pub async fn webhook_event(
+        &self,
+        id: i64,
+    ) -> Result<Option<(i64, i64, Option<i64>, Option<String>, String)>, DbError> {
+        let sql = "SELECT id, received_at, processed_at, process_error, body FROM webhook_events WHERE id = $1";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// Marks stored bodies for application again (idempotent: what was applied stays once).
+    pub async fn requeue_webhook_events(&self, since: i64, ids: &[i64]) -> Result<u64, DbError> {
+        let n = if ids.is_empty() {
+            let sql = "UPDATE webhook_events SET processed_at = NULL, process_error = NULL WHERE received_at >= $1";
+            on!(self, p => sqlx::query(sql).bind(since).execute(p).await.map(|r| r.rows_affected()))?
+        } else {
+            let mut total = 0;
+            for id in ids {
+                let sql = "UPDATE webhook_events SET processed_at = NULL, process_error = NULL WHERE id = $1";
+                total += on!(self, p => sqlx::query(sql).bind(*id).execute(p).await.map(|r| r.rows_affected()))?;
+            }
+            total
+        };
+        Ok(n)
+    }
+
     /// Marks a body whose application failed, so the processor moves on; the body stays.
     pub async fn mark_webhook_failed(&self, id: i64, error: &str) -> Result<(), DbError> {
         let sql = "UPDATE webhook_events SET processed_at = $1, process_error = $2 WHERE id = $3";
@@ -141,7 +178,13 @@ macro_rules! engine_impl {
                                     Err(e) => note(tx, id, &format!("unreadable messages change: {e}")).await?,
                                 }
                             }
-                            // Kept in webhook_events; applied by the features that use them.
+                            "message_template_status_update"
+                            | "template_category_update"
+                            | "message_template_quality_update"
+                            | "message_template_components_update"
+                            | "phone_number_quality_update"
+                            | "account_update" => waba_change(tx, &entry.id, &change.field, &change.value, &mut applied).await?,
+                            // Kept in webhook_events, unapplied: a field this version does not use.
                             _ => {}
                         }
                     }
@@ -158,6 +201,97 @@ macro_rules! engine_impl {
                     .bind(now_ms())
                     .execute(&mut **tx)
                     .await?;
+                Ok(())
+            }
+
+            /// Template, number and account changes, for every workspace that connected the WABA.
+            async fn waba_change(tx: &mut Tx<'_>, waba_id: &str, field: &str, v: &Value, applied: &mut Applied) -> Result<(), DbError> {
+                let workspaces: Vec<String> = sqlx::query_scalar("SELECT workspace_id FROM meta_connections WHERE waba_id = $1")
+                    .bind(waba_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                if workspaces.is_empty() {
+                    applied.unrouted += 1;
+                }
+                let text = |k: &str| v.get(k).and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string())));
+                let now = now_ms();
+                for ws in workspaces {
+                    if !applied.workspaces.contains(&ws) {
+                        applied.workspaces.push(ws.clone());
+                    }
+                    match field {
+                        "phone_number_quality_update" => {
+                            let display = text("display_phone_number").map(|d| format!("+{}", d.trim_start_matches('+')));
+                            let tier = text("max_daily_conversations_per_business").or_else(|| text("current_limit"));
+                            let upgrade = text("event").as_deref() == Some("THROUGHPUT_UPGRADE");
+                            sqlx::query(
+                                "UPDATE phone_numbers SET messaging_tier = COALESCE($1, messaging_tier),                                  throughput_mps = CASE WHEN $2 THEN 1000 ELSE throughput_mps END, updated_at = $3                                  WHERE workspace_id = $4 AND display_phone = $5",
+                            )
+                            .bind(&tier).bind(upgrade).bind(now).bind(&ws).bind(&display)
+                            .execute(&mut **tx).await?;
+                            alert(tx, &ws, field, v).await?;
+                        }
+                        "account_update" => alert(tx, &ws, field, v).await?,
+                        _ => template_change(tx, &ws, waba_id, field, v).await?,
+                    }
+                }
+                Ok(())
+            }
+
+            async fn alert(tx: &mut Tx<'_>, workspace_id: &str, kind: &str, v: &Value) -> Result<(), DbError> {
+                sqlx::query("INSERT INTO alerts (id, workspace_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(new_id()).bind(workspace_id).bind(kind).bind(v.to_string()).bind(now_ms())
+                    .execute(&mut **tx).await?;
+                Ok(())
+            }
+
+            /// Meta's template webhooks drive the stored template's status, category and quality.
+            async fn template_change(tx: &mut Tx<'_>, workspace_id: &str, waba_id: &str, field: &str, v: &Value) -> Result<(), DbError> {
+                let text = |k: &str| v.get(k).and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string())));
+                let meta_id = text("message_template_id");
+                let name = text("message_template_name");
+                let language = text("message_template_language");
+                let now = now_ms();
+                let existing: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM templates WHERE workspace_id = $1 AND waba_id = $2 AND                      (meta_template_id = $3 OR (name = $4 AND language = $5))",
+                )
+                .bind(workspace_id).bind(waba_id).bind(&meta_id).bind(&name).bind(&language)
+                .fetch_optional(&mut **tx).await?;
+                let id = match existing {
+                    Some(id) => id,
+                    None => {
+                        let (Some(name), Some(language)) = (&name, &language) else { return Ok(()) };
+                        let id = new_id();
+                        sqlx::query(
+                            "INSERT INTO templates (id, workspace_id, waba_id, meta_template_id, name, language, category, status, created_at, updated_at)                              VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', $8, $8)",
+                        )
+                        .bind(&id).bind(workspace_id).bind(waba_id).bind(&meta_id).bind(name).bind(language)
+                        .bind(text("message_template_category")).bind(now)
+                        .execute(&mut **tx).await?;
+                        id
+                    }
+                };
+                match field {
+                    "message_template_status_update" => {
+                        let reason = v.get("rejection_info").and_then(|r| r.get("reason")).and_then(Value::as_str).map(str::to_string)
+                            .or_else(|| text("reason").filter(|r| r != "NONE"));
+                        sqlx::query("UPDATE templates SET status = COALESCE($1, status), rejected_reason = $2, meta_template_id = COALESCE(meta_template_id, $3), updated_at = $4 WHERE id = $5")
+                            .bind(text("event")).bind(reason).bind(&meta_id).bind(now).bind(&id)
+                            .execute(&mut **tx).await?;
+                    }
+                    "template_category_update" => {
+                        sqlx::query("UPDATE templates SET category = COALESCE($1, category), updated_at = $2 WHERE id = $3")
+                            .bind(text("new_category")).bind(now).bind(&id)
+                            .execute(&mut **tx).await?;
+                    }
+                    "message_template_quality_update" => {
+                        sqlx::query("UPDATE templates SET quality_score = COALESCE($1, quality_score), updated_at = $2 WHERE id = $3")
+                            .bind(text("new_quality_score")).bind(now).bind(&id)
+                            .execute(&mut **tx).await?;
+                    }
+                    _ => {}
+                }
+                event(tx, workspace_id, "template.updated", &id).await?;
                 Ok(())
             }
 

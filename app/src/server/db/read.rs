@@ -233,3 +233,53 @@ impl Db {
         Ok(())
     }
 }
+
+/// A message template as stored (Meta's fields).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: String,
+    pub waba_id: String,
+    pub meta_template_id: Option<String>,
+    pub name: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub status: String,
+    pub parameter_format: Option<String>,
+    pub components: String,
+    pub quality_score: Option<String>,
+    pub rejected_reason: Option<String>,
+    pub updated_at: i64,
+}
+
+macro_rules! template_select {
+    () => {
+        "SELECT id, waba_id, meta_template_id, name, language, category, status, parameter_format, components, \
+         quality_score, rejected_reason, updated_at FROM templates "
+    };
+}
+
+impl Db {
+    /// A workspace's templates by name and language.
+    pub async fn templates(&self, workspace_id: &str) -> Result<Vec<TemplateRow>, DbError> {
+        let sql = concat!(
+            template_select!(),
+            "WHERE workspace_id = $1 ORDER BY name, language"
+        );
+        Ok(on!(self, p => sqlx::query_as(sql).bind(workspace_id).fetch_all(p).await)?)
+    }
+
+    pub async fn template(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<TemplateRow>, DbError> {
+        let sql = concat!(template_select!(), "WHERE workspace_id = $1 AND id = $2");
+        Ok(on!(self, p => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// The newest alerts of a workspace: (kind, detail JSON, time).
+    pub async fn alerts(&self, workspace_id: &str) -> Result<Vec<(String, String, i64)>, DbError> {
+        let sql = "SELECT kind, detail, created_at FROM alerts WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(workspace_id).fetch_all(p).await)?)
+    }
+}
