@@ -31,6 +31,9 @@ pub struct Config {
     pub dev_login: bool,
     pub company_name: String,
     pub contact_email: String,
+    /// Outbox behaviour (`QONTAK_OUTBOX_UNKNOWN_WAIT_MS`, `QONTAK_OUTBOX_UNKNOWN_POLICY`,
+    /// `QONTAK_OUTBOX_BACKOFF_MS`).
+    pub outbox: app::server::outbox::OutboxSettings,
     /// Warnings to log once logging is up (a generated key, an old Graph version).
     pub warnings: Vec<String>,
 }
@@ -117,6 +120,28 @@ impl Config {
             }
         };
 
+        let mut outbox = app::server::outbox::OutboxSettings::default();
+        let ms = |k: &str, v: String| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ConfigError(format!("{k} must be a number of milliseconds, got `{v}`"))
+            })
+        };
+        if let Some(v) = get("QONTAK_OUTBOX_UNKNOWN_WAIT_MS") {
+            outbox.unknown_wait_ms = ms("QONTAK_OUTBOX_UNKNOWN_WAIT_MS", v)?;
+        }
+        if let Some(v) = get("QONTAK_OUTBOX_BACKOFF_MS") {
+            outbox.backoff_base_ms = ms("QONTAK_OUTBOX_BACKOFF_MS", v)?.max(1);
+        }
+        outbox.fail_unknown = match get("QONTAK_OUTBOX_UNKNOWN_POLICY").as_deref() {
+            None | Some("retry") => false,
+            Some("fail") => true,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "QONTAK_OUTBOX_UNKNOWN_POLICY must be retry or fail, got `{other}`"
+                )))
+            }
+        };
+
         let graph_version = get("META_GRAPH_VERSION").unwrap_or_else(|| "v25.0".into());
         if let Some(w) = graph_version_warning(&graph_version, app::server::now_ms()) {
             warnings.push(w);
@@ -146,6 +171,7 @@ impl Config {
                 "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com".into()
             }),
             dev_login,
+            outbox,
             company_name: get("QONTAK_COMPANY_NAME").unwrap_or_else(|| app::legal::DEFAULT_COMPANY.into()),
             contact_email: get("QONTAK_CONTACT_EMAIL").unwrap_or_else(|| app::legal::DEFAULT_CONTACT_EMAIL.into()),
             warnings,

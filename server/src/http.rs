@@ -20,7 +20,9 @@ use tower_http::trace::TraceLayer;
 use app::server::crypto::SecretKey;
 use app::server::db::Db;
 use app::server::events::EventBus;
+use app::server::graph::Graph;
 use app::server::ingest::Ingest;
+use app::server::outbox::Outbox;
 use app::server::state::{MetaSettings, SiteInfo};
 use app::{shell, App};
 
@@ -41,7 +43,16 @@ pub fn state(config: &Config, db: Db) -> AppState {
         .build();
     let events = EventBus::new();
     events.start_listener(&db);
+    let graph = Graph::new(&config.graph_url, &config.graph_version);
+    let outbox = Outbox::start(
+        db.clone(),
+        graph.clone(),
+        Arc::clone(&config.secret_key),
+        config.outbox.clone(),
+    );
     AppState {
+        graph,
+        outbox,
         ingest: Ingest::start(db.clone(), events.clone()),
         events,
         db,

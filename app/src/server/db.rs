@@ -161,6 +161,7 @@ mod tests {
 }
 
 pub mod ingest;
+pub mod outbox;
 pub mod read;
 
 /// Which engine a `DATABASE_URL` names.

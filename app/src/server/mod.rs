@@ -4,7 +4,10 @@
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod graph;
 pub mod ingest;
+pub mod outbox;
+pub mod send;
 pub mod session;
 pub mod state;
 pub mod webhook;

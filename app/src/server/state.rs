@@ -49,6 +49,8 @@ pub struct AppState {
     pub meta: Arc<MetaSettings>,
     pub ingest: super::ingest::Ingest,
     pub events: super::events::EventBus,
+    pub graph: super::graph::Graph,
+    pub outbox: super::outbox::Outbox,
     pub leptos_options: LeptosOptions,
 }
 

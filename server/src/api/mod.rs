@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod error;
 pub mod events;
+pub mod messages;
 pub mod numbers;
 pub mod openapi;
 pub mod paging;
@@ -12,7 +13,7 @@ pub mod templates;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::get_one))
         .route("/conversations/{id}/messages", get(conversations::messages))
+        .route("/conversations/{id}/read", post(messages::mark_read))
+        .route("/messages", post(messages::send))
         .route("/contacts", get(conversations::contacts))
         .route("/contacts/{id}", get(conversations::contact))
         .route("/events", get(events::stream_events))

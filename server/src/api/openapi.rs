@@ -7,14 +7,14 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Qontak integration API", description = "WhatsApp Business inbox: numbers, contacts, conversations, messages, templates and live events."),
-    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::conversations::contacts, super::conversations::contact, super::events::stream_events, super::templates::list),
+    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::conversations::contacts, super::conversations::contact, super::events::stream_events, super::templates::list, super::messages::send, super::messages::mark_read),
     components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::numbers::NumberDto, super::numbers::NumberList,
         super::conversations::ConversationList, super::conversations::ConversationDto, super::conversations::MessageList,
         super::conversations::MessageDto, super::conversations::ContactList, super::conversations::ContactDto,
         super::conversations::ConversationContactDto, super::conversations::AssigneeDto, super::conversations::ErrorInfoDto,
         super::conversations::WindowDto, super::templates::TemplateDto, super::templates::TemplateList)),
     modifiers(&BearerAuth),
-    tags((name = "numbers", description = "Connected WhatsApp numbers"), (name = "conversations", description = "Conversations and their messages"), (name = "contacts", description = "Customers"), (name = "events", description = "Live changes (Server-Sent Events)"), (name = "templates", description = "Message templates"))
+    tags((name = "numbers", description = "Connected WhatsApp numbers"), (name = "conversations", description = "Conversations and their messages"), (name = "contacts", description = "Customers"), (name = "events", description = "Live changes (Server-Sent Events)"), (name = "templates", description = "Message templates"), (name = "messages", description = "Sending messages"))
 )]
 pub struct ApiDoc;
 

@@ -12,6 +12,8 @@ use app::server::db::{Db, Engine};
 use server::config::Config;
 use server::AppState;
 
+pub mod meta;
+
 pub fn engine() -> Engine {
     match std::env::var("QONTAK_TEST_DB").as_deref() {
         Ok("postgres") => Engine::Postgres,

@@ -140,7 +140,7 @@ fn ms(ts: Option<i64>) -> i64 {
 
 macro_rules! engine_impl {
     ($module:ident, $db:ty, $postgres:expr) => {
-        mod $module {
+        pub(super) mod $module {
             use super::*;
 
             type Tx<'a> = sqlx::Transaction<'a, $db>;
@@ -157,11 +157,7 @@ macro_rules! engine_impl {
                 if claimed == 0 {
                     return Ok(applied);
                 }
-                if $postgres {
-                    // Serialise event-writing transactions across instances, so event ids
-                    // commit in order and an SSE reader past id N never misses a smaller one.
-                    sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
-                }
+
                 let envelope = match webhook::parse(body.as_bytes()) {
                     Ok(e) => e,
                     Err(e) => {
@@ -194,6 +190,11 @@ macro_rules! engine_impl {
 
             /// Appends to the live-event log; the SSE stream reads the object when it sends.
             pub async fn event(tx: &mut Tx<'_>, workspace_id: &str, kind: &str, object_id: &str) -> Result<(), DbError> {
+                if $postgres {
+                    // Serialise event-writing transactions across instances, so event ids
+                    // commit in order and an SSE reader past id N never misses a smaller one.
+                    sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
+                }
                 sqlx::query("INSERT INTO events (workspace_id, type, data, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(workspace_id)
                     .bind(kind)
@@ -574,9 +575,31 @@ macro_rules! engine_impl {
                         .bind(wamid)
                         .fetch_optional(&mut **tx)
                         .await?;
+                let s: Value = serde_json::from_str(body).unwrap_or_default();
+                let row = match row {
+                    Some(r) => Some(r),
+                    // A send whose answer was lost: Meta echoes our message id, so the first
+                    // status resolves it without a second request.
+                    None => match s.get("biz_opaque_callback_data").and_then(Value::as_str) {
+                        Some(our_id) => {
+                            let claimed = sqlx::query("UPDATE messages SET wamid = $1 WHERE id = $2 AND number_id = $3 AND wamid IS NULL AND direction = 'outbound'")
+                                .bind(wamid).bind(our_id).bind(number_id)
+                                .execute(&mut **tx).await?.rows_affected();
+                            if claimed == 1 {
+                                sqlx::query("UPDATE outbox_jobs SET state = 'done', locked_by = NULL, updated_at = $1, last_error = 'resolved by status webhook' WHERE message_id = $2 AND state IN ('unknown', 'in_flight', 'queued')")
+                                    .bind(now_ms()).bind(our_id)
+                                    .execute(&mut **tx).await?;
+                                sqlx::query_as("SELECT id, status, status_timestamps FROM messages WHERE id = $1")
+                                    .bind(our_id).fetch_optional(&mut **tx).await?
+                            } else {
+                                None
+                            }
+                        }
+                        None => None,
+                    },
+                };
                 let Some((id, current, stamps)) = row else { return Ok(false) };
                 let stamps_before = stamps.clone();
-                let s: Value = serde_json::from_str(body).unwrap_or_default();
                 let Some(next) = s.get("status").and_then(Value::as_str).and_then(MessageStatus::parse) else { return Ok(true) };
                 let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
                 let new = current.advance(next);

@@ -127,7 +127,7 @@ impl Db {
     ) -> Result<Vec<MessageRow>, DbError> {
         let sql = concat!(
             message_select!(),
-            "WHERE workspace_id = $1 AND conversation_id = $2 AND (timestamp < $3 OR (timestamp = $3 AND id < $4)) \
+            "WHERE workspace_id = $1 AND conversation_id = $2 AND type <> 'reaction' AND (timestamp < $3 OR (timestamp = $3 AND id < $4)) \
              ORDER BY timestamp DESC, id DESC LIMIT $5"
         );
         Ok(
