@@ -34,6 +34,8 @@ pub struct Config {
     /// Outbox behaviour (`QONTAK_OUTBOX_UNKNOWN_WAIT_MS`, `QONTAK_OUTBOX_UNKNOWN_POLICY`,
     /// `QONTAK_OUTBOX_BACKOFF_MS`).
     pub outbox: app::server::outbox::OutboxSettings,
+    /// Media download queue (`QONTAK_MEDIA_MAX_ATTEMPTS`, `QONTAK_MEDIA_BACKOFF_MS`).
+    pub media: app::server::media::MediaSettings,
     /// Warnings to log once logging is up (a generated key, an old Graph version).
     pub warnings: Vec<String>,
 }
@@ -142,6 +144,14 @@ impl Config {
             }
         };
 
+        let mut media = app::server::media::MediaSettings::default();
+        if let Some(v) = get("QONTAK_MEDIA_MAX_ATTEMPTS") {
+            media.max_attempts = ms("QONTAK_MEDIA_MAX_ATTEMPTS", v)?.max(1);
+        }
+        if let Some(v) = get("QONTAK_MEDIA_BACKOFF_MS") {
+            media.backoff_base_ms = ms("QONTAK_MEDIA_BACKOFF_MS", v)?.max(1);
+        }
+
         let graph_version = get("META_GRAPH_VERSION").unwrap_or_else(|| "v25.0".into());
         if let Some(w) = graph_version_warning(&graph_version, app::server::now_ms()) {
             warnings.push(w);
@@ -172,6 +182,7 @@ impl Config {
             }),
             dev_login,
             outbox,
+            media,
             company_name: get("QONTAK_COMPANY_NAME").unwrap_or_else(|| app::legal::DEFAULT_COMPANY.into()),
             contact_email: get("QONTAK_CONTACT_EMAIL").unwrap_or_else(|| app::legal::DEFAULT_CONTACT_EMAIL.into()),
             warnings,

@@ -22,6 +22,7 @@ use app::server::db::Db;
 use app::server::events::EventBus;
 use app::server::graph::Graph;
 use app::server::ingest::Ingest;
+use app::server::media::{FileStore, MediaQueue, MediaStore};
 use app::server::outbox::Outbox;
 use app::server::state::{MetaSettings, SiteInfo};
 use app::{shell, App};
@@ -50,7 +51,18 @@ pub fn state(config: &Config, db: Db) -> AppState {
         Arc::clone(&config.secret_key),
         config.outbox.clone(),
     );
+    let media: Arc<dyn MediaStore> = Arc::new(FileStore::new(&config.data_dir));
+    let media_queue = MediaQueue::start(
+        db.clone(),
+        graph.clone(),
+        Arc::clone(&config.secret_key),
+        media.clone(),
+        events.clone(),
+        config.media.clone(),
+    );
     AppState {
+        media,
+        media_queue,
         graph,
         outbox,
         ingest: Ingest::start(db.clone(), events.clone()),
@@ -88,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(crate::auth::router())
         .merge(crate::webhooks::router())
+        .route("/media/{message_id}", get(crate::media::serve))
         .nest("/api/v1", crate::api::router())
         .leptos_routes_with_context(
             &state,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod media;
 pub mod webhooks;
 
 pub use app::server::state::AppState;

@@ -6,6 +6,7 @@ pub mod db;
 pub mod events;
 pub mod graph;
 pub mod ingest;
+pub mod media;
 pub mod outbox;
 pub mod send;
 pub mod session;

@@ -51,6 +51,8 @@ pub struct AppState {
     pub events: super::events::EventBus,
     pub graph: super::graph::Graph,
     pub outbox: super::outbox::Outbox,
+    pub media: Arc<dyn super::media::MediaStore>,
+    pub media_queue: super::media::MediaQueue,
     pub leptos_options: LeptosOptions,
 }
 

@@ -131,13 +131,22 @@ pub struct MessageDto {
 impl From<MessageRow> for MessageDto {
     fn from(m: MessageRow) -> Self {
         let json = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+        let mut content = json(&m.content);
+        if let (Some(state), Some(obj)) = (&m.media_state, content.as_object_mut()) {
+            obj.insert(
+                "media_id".into(),
+                obj.get("id").cloned().unwrap_or(Value::Null),
+            );
+            obj.insert("url".into(), Value::String(format!("/media/{}", m.id)));
+            obj.insert("download_state".into(), Value::String(state.clone()));
+        }
         MessageDto {
             error: (m.error_code.is_some() || m.error_title.is_some()).then(|| ErrorInfoDto {
                 code: m.error_code,
                 title: m.error_title.clone(),
                 detail: m.error_detail.clone(),
             }),
-            content: json(&m.content),
+            content,
             context: m.context.as_deref().map(json),
             reactions: json(&m.reactions),
             status_timestamps: json(&m.status_timestamps),

@@ -547,6 +547,20 @@ macro_rules! engine_impl {
                     return Ok(());
                 }
                 applied.messages_created += 1;
+                if matches!(m.kind.as_str(), "image" | "video" | "audio" | "document" | "sticker") {
+                    if let Some(media_id) = content.get("id").and_then(Value::as_str) {
+                        sqlx::query(
+                            "INSERT INTO media (id, workspace_id, message_id, number_id, meta_media_id, sha256, mime_type, filename, state, next_attempt_at, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, $9)",
+                        )
+                        .bind(new_id()).bind(workspace_id).bind(&id).bind(number_id).bind(media_id)
+                        .bind(content.get("sha256").and_then(Value::as_str))
+                        .bind(content.get("mime_type").and_then(Value::as_str))
+                        .bind(content.get("filename").and_then(Value::as_str))
+                        .bind(now)
+                        .execute(&mut **tx).await?;
+                    }
+                }
                 sqlx::query(
                     "UPDATE conversations SET \
                      last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $1 THEN $1 ELSE last_inbound_at END, \

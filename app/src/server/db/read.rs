@@ -47,6 +47,8 @@ pub struct MessageRow {
     pub edited_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub timestamp: i64,
+    /// `pending`, `ready` or `failed` for a message with an attachment.
+    pub media_state: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,7 +85,8 @@ macro_rules! conversation_select {
 macro_rules! message_select {
     () => {
         "SELECT id, wamid, conversation_id, direction, type, content, context, reply_to_id, reactions, status, \
-         status_timestamps, error_code, error_title, error_detail, history, edited_at, revoked_at, timestamp FROM messages "
+         status_timestamps, error_code, error_title, error_detail, history, edited_at, revoked_at, timestamp, \
+         (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state FROM messages "
     };
 }
 
