@@ -131,6 +131,9 @@ impl Config {
         if let Some(v) = get("QONTAK_OUTBOX_UNKNOWN_WAIT_MS") {
             outbox.unknown_wait_ms = ms("QONTAK_OUTBOX_UNKNOWN_WAIT_MS", v)?;
         }
+        if let Some(v) = get("QONTAK_OUTBOX_LEASE_MS") {
+            outbox.lease_ms = ms("QONTAK_OUTBOX_LEASE_MS", v)?.max(1000);
+        }
         if let Some(v) = get("QONTAK_OUTBOX_BACKOFF_MS") {
             outbox.backoff_base_ms = ms("QONTAK_OUTBOX_BACKOFF_MS", v)?.max(1);
         }

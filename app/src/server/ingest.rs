@@ -104,21 +104,30 @@ pub async fn drain(db: &Db, bus: &EventBus) {
             return;
         }
         let mut touched: Vec<String> = Vec::new();
-        for (id, body) in batch {
-            match db.apply_webhook_event(id, &body).await {
-                Ok(applied) => {
-                    for w in applied.workspaces {
-                        if !touched.contains(&w) {
-                            touched.push(w);
-                        }
-                    }
+        let mut note = |workspaces: Vec<String>| {
+            for w in workspaces {
+                if !touched.contains(&w) {
+                    touched.push(w);
                 }
-                Err(e) => {
-                    // The raw body stays stored; `qontak webhooks replay` can apply it again.
-                    tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");
-                    if let Err(e) = db.mark_webhook_failed(id, &e.to_string()).await {
-                        tracing::warn!(event_id = id, error = %e, "marking a failed webhook failed; retrying later");
-                        return;
+            }
+        };
+        // One transaction for the whole batch; a failure falls back to one body at a time so a
+        // single bad body cannot hold the others back.
+        match db.apply_webhook_events(&batch).await {
+            Ok(applied) => note(applied.workspaces),
+            Err(batch_error) => {
+                tracing::warn!(error = %batch_error, "applying a batch failed; applying one by one");
+                for (id, body) in batch {
+                    match db.apply_webhook_event(id, &body).await {
+                        Ok(applied) => note(applied.workspaces),
+                        Err(e) => {
+                            // The raw body stays stored; `qontak webhooks replay` can apply it again.
+                            tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");
+                            if let Err(e) = db.mark_webhook_failed(id, &e.to_string()).await {
+                                tracing::warn!(event_id = id, error = %e, "marking a failed webhook failed; retrying later");
+                                return;
+                            }
+                        }
                     }
                 }
             }

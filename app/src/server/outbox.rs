@@ -29,6 +29,9 @@ pub struct OutboxSettings {
     pub backoff_base_ms: i64,
     /// Attempts before a retryable error becomes final.
     pub max_attempts: i64,
+    /// How long a claimed job is a worker's before others may treat it as abandoned; longer
+    /// than Graph's request timeout.
+    pub lease_ms: i64,
 }
 
 impl Default for OutboxSettings {
@@ -38,6 +41,7 @@ impl Default for OutboxSettings {
             fail_unknown: false,
             backoff_base_ms: 1000,
             max_attempts: 12,
+            lease_ms: 60_000,
         }
     }
 }
@@ -107,6 +111,11 @@ struct Worker {
 
 impl Worker {
     async fn run(self, wake: Arc<Notify>) {
+        match self.db.recover_jobs_after_crash(self.settings.unknown_wait_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "jobs were in flight when the server stopped; waiting for Meta's statuses to resolve them"),
+            Err(e) => tracing::warn!(error = %e, "recovering in-flight jobs failed"),
+        }
         let mut last_sweep = Instant::now() - Duration::from_secs(10);
         loop {
             if last_sweep.elapsed() >= Duration::from_secs(1) {
@@ -120,7 +129,11 @@ impl Worker {
                 }
             }
             loop {
-                let jobs = match self.db.claim_jobs(&self.id, 64, 60_000).await {
+                let jobs = match self
+                    .db
+                    .claim_jobs(&self.id, 64, self.settings.lease_ms)
+                    .await
+                {
                     Ok(j) => j,
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming outbox jobs failed");

@@ -1,8 +1,9 @@
 //! Test harness: a real server on port 0 over a fresh database of the engine under test.
 //!
 //! `QONTAK_TEST_DB=postgres` runs the suite on Postgres (`QONTAK_TEST_PG_URL`, default the
-//! local server), each test in a database of its own named `qontak_t_…`; otherwise SQLite,
-//! each test in a file of its own. `./x test` runs the suite once per engine.
+//! local server; database `QONTAK_TEST_PG_DB`, default `test`), each test in a schema of its own
+//! named `qontak_t_…`; otherwise SQLite, each test in a file of its own. `./x test` runs the
+//! suite once per engine, on a database it creates for the run and drops afterwards.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -35,16 +36,19 @@ pub async fn fresh_database_url(engine: Engine) -> String {
             format!("sqlite://{}/{name}.db?mode=rwc", dir.display())
         }
         Engine::Postgres => {
+            // A schema of its own in the run's database: creating and dropping databases costs
+            // a checkpoint each, a schema costs nothing. `./x test` drops the run's database.
             use sqlx::Executor;
-            let admin = sqlx::PgPool::connect(&format!("{}/postgres", pg_base()))
+            let db = std::env::var("QONTAK_TEST_PG_DB").unwrap_or_else(|_| "test".into());
+            let admin = sqlx::PgPool::connect(&format!("{}/{db}", pg_base()))
                 .await
                 .expect("Postgres answers");
             admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
                 .await
-                .expect("create test database");
+                .expect("create test schema");
             admin.close().await;
-            format!("{}/{name}", pg_base())
+            format!("{}/{db}?options=-c%20search_path%3D{name}", pg_base())
         }
     }
 }

@@ -114,6 +114,35 @@ impl Db {
         Ok(())
     }
 
+    /// Applies several stored bodies in one transaction (one commit, one fsync, for all of
+    /// them); on any failure nothing of the batch is applied and the caller retries one by one.
+    pub async fn apply_webhook_events(&self, batch: &[(i64, String)]) -> Result<Applied, DbError> {
+        let mut total = Applied::default();
+        macro_rules! run {
+            ($p:ident, $ops:ident) => {{
+                let mut tx = $p.begin().await?;
+                for (id, body) in batch {
+                    let a = $ops::apply(&mut tx, *id, body).await?;
+                    total.messages_created += a.messages_created;
+                    total.statuses_applied += a.statuses_applied;
+                    total.statuses_pending += a.statuses_pending;
+                    total.unrouted += a.unrouted;
+                    for w in a.workspaces {
+                        if !total.workspaces.contains(&w) {
+                            total.workspaces.push(w);
+                        }
+                    }
+                }
+                tx.commit().await?;
+            }};
+        }
+        match self {
+            Db::Sqlite(p) => run!(p, sqlite_impl),
+            Db::Postgres(p) => run!(p, pg_impl),
+        }
+        Ok(total)
+    }
+
     /// Applies one stored body in one transaction that also marks it processed, so a crash
     /// applies it wholly or not at all, and a second processor finds nothing left to do.
     pub async fn apply_webhook_event(&self, id: i64, body: &str) -> Result<Applied, DbError> {

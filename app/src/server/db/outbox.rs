@@ -269,6 +269,69 @@ impl Db {
         Ok(())
     }
 
+    /// Sets a number's allowed messages per second.
+    pub async fn set_throughput(&self, number_id: &str, mps: i64) -> Result<(), DbError> {
+        let sql = "UPDATE phone_numbers SET throughput_mps = $1, updated_at = $2 WHERE id = $3";
+        on!(self, p => sqlx::query(sql).bind(mps).bind(now_ms()).bind(number_id).execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// For benchmarks: the first and last `sent` times (ms) of a workspace's outbound messages
+    /// and the p99 of queue→sent latency (ms).
+    pub async fn sent_span_ms(&self, workspace_id: &str) -> Result<(i64, i64, i64), DbError> {
+        let sql = "SELECT status_timestamps FROM messages WHERE workspace_id = $1 AND direction = 'outbound'";
+        let rows: Vec<String> =
+            on!(self, p => sqlx::query_scalar(sql).bind(workspace_id).fetch_all(p).await)?;
+        let parse = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        };
+        let mut sent = Vec::new();
+        let mut latency = Vec::new();
+        for r in rows {
+            let v: Value = serde_json::from_str(&r).unwrap_or_default();
+            if let Some(s) = parse(v.get("sent")) {
+                sent.push(s);
+                if let Some(q) = parse(v.get("queued")) {
+                    latency.push(s - q);
+                }
+            }
+        }
+        sent.sort_unstable();
+        latency.sort_unstable();
+        let p99 = latency
+            .get(
+                latency
+                    .len()
+                    .saturating_sub(1)
+                    .min(latency.len() * 99 / 100),
+            )
+            .copied()
+            .unwrap_or(0);
+        Ok((
+            sent.first().copied().unwrap_or(0),
+            sent.last().copied().unwrap_or(0),
+            p99,
+        ))
+    }
+
+    /// On SQLite one server owns the database, so jobs in flight at start were left by a crash:
+    /// their outcome is unknown now, not after the lease.
+    pub async fn recover_jobs_after_crash(&self, unknown_wait_ms: i64) -> Result<u64, DbError> {
+        let Db::Sqlite(p) = self else { return Ok(0) };
+        let now = now_ms();
+        let sends = sqlx::query("UPDATE outbox_jobs SET state = 'unknown', next_attempt_at = $1, last_error = 'the server stopped mid-send', \
+                                 locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE state = 'in_flight' AND kind = 'send'")
+            .bind(now + unknown_wait_ms).bind(now).execute(p).await?.rows_affected();
+        let others = sqlx::query("UPDATE outbox_jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, updated_at = $1 WHERE state = 'in_flight'")
+            .bind(now).execute(p).await?.rows_affected();
+        Ok(sends + others)
+    }
+
     /// Jobs by state, for tests and metrics.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
         let sql = "SELECT state, COUNT(*) FROM outbox_jobs GROUP BY state ORDER BY state";

@@ -1,0 +1,113 @@
+//! The load generator: many connections posting pre-built, pre-signed bodies as fast as the
+//! server answers, with latencies in an HDR histogram.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// One request to replay: body, signature header, and how many messages it carries.
+pub struct Shot {
+    pub body: Vec<u8>,
+    pub signature: String,
+    pub messages: usize,
+}
+
+/// What a run measured.
+pub struct Outcome {
+    pub ok: u64,
+    pub errors: u64,
+    pub messages_acked: u64,
+    pub elapsed: Duration,
+    pub hist: Histogram<u64>,
+}
+
+impl Outcome {
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn p50_ms(&self) -> f64 {
+        self.hist.value_at_quantile(0.50) as f64 / 1000.0
+    }
+    pub fn p99_ms(&self) -> f64 {
+        self.hist.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+/// Posts shots to `url` from `connections` keep-alive connections for `duration`
+/// (or until the shots run out).
+pub async fn run(
+    url: &str,
+    shots: Arc<Vec<Shot>>,
+    connections: usize,
+    duration: Duration,
+) -> Outcome {
+    run_with_header(url, shots, connections, duration, ("x-bench", "1")).await
+}
+
+/// [`run`] with one more header on every request (a bearer token, say).
+pub async fn run_with_header(
+    url: &str,
+    shots: Arc<Vec<Shot>>,
+    connections: usize,
+    duration: Duration,
+    extra: (&'static str, &'static str),
+) -> Outcome {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (url, shots, next) = (url.to_string(), shots.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .http1_only()
+                .build()
+                .expect("client");
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let (mut ok, mut errors, mut messages) = (0u64, 0u64, 0u64);
+            while start.elapsed() < duration {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(shot) = shots.get(i) else { break };
+                let t = Instant::now();
+                let res = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", &shot.signature)
+                    .header(extra.0, extra.1)
+                    .body(shot.body.clone())
+                    .send()
+                    .await;
+                let micros = t.elapsed().as_micros() as u64;
+                match res {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        ok += 1;
+                        messages += shot.messages as u64;
+                        let _ = hist.record(micros.max(1));
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (ok, errors, messages, hist)
+        }));
+    }
+    let mut out = Outcome {
+        ok: 0,
+        errors: 0,
+        messages_acked: 0,
+        elapsed: Duration::ZERO,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    };
+    for t in tasks {
+        if let Ok((ok, errors, messages, hist)) = t.await {
+            out.ok += ok;
+            out.errors += errors;
+            out.messages_acked += messages;
+            let _ = out.hist.add(hist);
+        }
+    }
+    out.elapsed = start.elapsed();
+    out
+}

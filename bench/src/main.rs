@@ -1,0 +1,88 @@
+//! `qontak-bench`: load generator and benchmarks behind `./x bench`.
+//!
+//! Every figure is printed next to a reference measured in the same run on the same machine:
+//! a bare axum handler that only verifies the signature and parses the JSON (the ceiling for
+//! webhooks), the emulator's own request rate (the ceiling for sends). Servers run as separate
+//! processes pinned to one core where the machine allows, the load generator on another.
+
+mod load;
+mod report;
+mod scenarios;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "qontak-bench", about = "Qontak benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Durable webhook acknowledgement and processing, on SQLite and Postgres, next to the ceiling.
+    Webhooks {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// sqlite, postgres or both.
+        #[arg(long, default_value = "both")]
+        engine: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        pg: String,
+    },
+    /// Outbox drain to the emulator: fast (rate set high) and paced at 80/s.
+    Send {
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        #[arg(long, default_value = "sqlite")]
+        engine: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        pg: String,
+    },
+    /// The ceiling: a bare axum handler that verifies the signature and parses JSON (internal).
+    Ceiling {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        secret: String,
+    },
+    /// The emulator alone (internal: its own process for the send ceiling).
+    Emulator {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        webhook_url: String,
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Webhooks {
+                seconds,
+                connections,
+                engine,
+                pg,
+            } => scenarios::webhooks(seconds, connections, &engine, &pg).await,
+            Command::Send {
+                messages,
+                engine,
+                pg,
+            } => scenarios::send(messages, &engine, &pg).await,
+            Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,
+            Command::Emulator {
+                listen,
+                webhook_url,
+                secret,
+            } => scenarios::emulator(&listen, &webhook_url, &secret).await,
+        }
+    })
+}
