@@ -36,6 +36,10 @@ pub struct Config {
     pub outbox: app::server::outbox::OutboxSettings,
     /// Media download queue (`QONTAK_MEDIA_MAX_ATTEMPTS`, `QONTAK_MEDIA_BACKOFF_MS`).
     pub media: app::server::media::MediaSettings,
+    /// `QONTAK_ALLOW_PRIVATE_URLS=1`: integrator webhooks may target private addresses.
+    pub allow_private_urls: bool,
+    /// First retry delay of integrator webhook deliveries (`QONTAK_WEBHOOK_BACKOFF_MS`).
+    pub webhook_backoff_ms: i64,
     /// Warnings to log once logging is up (a generated key, an old Graph version).
     pub warnings: Vec<String>,
 }
@@ -155,6 +159,15 @@ impl Config {
             media.backoff_base_ms = ms("QONTAK_MEDIA_BACKOFF_MS", v)?.max(1);
         }
 
+        let allow_private_urls = matches!(
+            get("QONTAK_ALLOW_PRIVATE_URLS").as_deref(),
+            Some("1") | Some("true")
+        );
+        let webhook_backoff_ms = match get("QONTAK_WEBHOOK_BACKOFF_MS") {
+            Some(v) => ms("QONTAK_WEBHOOK_BACKOFF_MS", v)?.max(1),
+            None => 5_000,
+        };
+
         let graph_version = get("META_GRAPH_VERSION").unwrap_or_else(|| "v25.0".into());
         if let Some(w) = graph_version_warning(&graph_version, app::server::now_ms()) {
             warnings.push(w);
@@ -186,6 +199,8 @@ impl Config {
             dev_login,
             outbox,
             media,
+            allow_private_urls,
+            webhook_backoff_ms,
             company_name: get("QONTAK_COMPANY_NAME").unwrap_or_else(|| app::legal::DEFAULT_COMPANY.into()),
             contact_email: get("QONTAK_CONTACT_EMAIL").unwrap_or_else(|| app::legal::DEFAULT_CONTACT_EMAIL.into()),
             warnings,

@@ -60,7 +60,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
         events.clone(),
         config.media.clone(),
     );
-    AppState {
+    let state = AppState {
         media,
         media_queue,
         graph,
@@ -76,6 +76,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
             google_client_id: config.google_client_id.clone(),
             dev_login: config.dev_login,
             secure_cookies: config.secure_cookies(),
+            allow_private_urls: config.allow_private_urls,
         }),
         meta: Arc::new(MetaSettings {
             app_secret: config.meta_app_secret.clone(),
@@ -84,7 +85,9 @@ pub fn state(config: &Config, db: Db) -> AppState {
             graph_version: config.graph_version.clone(),
         }),
         leptos_options,
-    }
+    };
+    crate::integrations::start(state.clone(), config.webhook_backoff_ms);
+    state
 }
 
 /// The whole HTTP surface.

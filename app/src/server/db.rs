@@ -161,6 +161,7 @@ mod tests {
 }
 
 pub mod ingest;
+pub mod integrations;
 pub mod media;
 pub mod outbox;
 pub mod read;

@@ -18,6 +18,8 @@ pub struct SiteInfo {
     pub dev_login: bool,
     /// `Secure` cookies: true when the public URL is https.
     pub secure_cookies: bool,
+    /// Outbound URLs (integrator webhooks) may point to private addresses: development only.
+    pub allow_private_urls: bool,
 }
 
 /// Meta app settings the webhook and Graph code need. Secrets never reach a log line.

@@ -121,7 +121,7 @@ pub async fn stream_events(
 }
 
 /// The event's object as the API shows it now (the id alone if it is gone).
-async fn render(state: &AppState, workspace_id: &str, kind: &str, data: &str) -> Value {
+pub(crate) async fn render(state: &AppState, workspace_id: &str, kind: &str, data: &str) -> Value {
     let raw: Value = serde_json::from_str(data).unwrap_or_default();
     let id = raw.get("id").and_then(Value::as_str).unwrap_or_default();
     let object = if kind.starts_with("message.") {

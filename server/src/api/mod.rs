@@ -9,6 +9,7 @@ pub mod numbers;
 pub mod openapi;
 pub mod paging;
 pub mod templates;
+pub mod webhooks;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -36,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/contacts/{id}", get(conversations::contact))
         .route("/events", get(events::stream_events))
         .route("/templates", get(templates::list))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .fallback(|| async {
             ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
         })
