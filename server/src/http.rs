@@ -30,7 +30,9 @@ use app::{shell, App};
 use crate::config::Config;
 use crate::AppState;
 
-/// The largest request body accepted anywhere (Meta's webhook batches stay well below it).
+/// The largest webhook body accepted (Meta's batches stay well below it); JSON and form bodies
+/// elsewhere stop at axum's 2 MB default; only media uploads go beyond, up to
+/// [`crate::api::media::MAX_UPLOAD_BYTES`].
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Builds the state every handler shares, and starts the background workers.
@@ -136,7 +138,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin-allow-popups"),
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(crate::api::media::MAX_UPLOAD_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

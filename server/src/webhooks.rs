@@ -19,6 +19,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks/whatsapp", get(verify).post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
 }
 
 #[derive(Deserialize)]

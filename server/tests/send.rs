@@ -409,3 +409,144 @@ async fn reading_a_conversation_clears_unread_and_marks_the_newest_message_read_
     }
     panic!("Meta was not told the conversation was read");
 }
+
+#[tokio::test]
+async fn an_uploaded_file_goes_to_meta_first_and_is_sent_by_metas_media_id() {
+    let w = world(&[]).await;
+    let conv = w.customer_says(CUSTOMER, "hi").await;
+    let pdf = b"%PDF-1.4 an invoice, more or less".to_vec();
+    let form = reqwest::multipart::Form::new()
+        .text("number_id", w.number_id.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(pdf.clone())
+                .file_name("invoice.pdf")
+                .mime_str("application/pdf")
+                .unwrap(),
+        );
+    let res = w
+        .app
+        .post("/api/v1/media")
+        .bearer_auth(&w.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let up: Value = res.json().await.unwrap();
+    let ours = up["id"].as_str().unwrap().to_string();
+    let body = json!({"number_id": w.number_id, "to": format!("+{CUSTOMER}"), "type": "document", "document": {"media_id": ours, "filename": "invoice.pdf", "caption": "Your invoice"}});
+    let id = queued(&w, body).await["id"].as_str().unwrap().to_string();
+    let m = w
+        .message_until(&conv, &id, |m| m["wamid"].is_string())
+        .await;
+    assert_eq!(m["content"]["media_id"], ours.as_str());
+    assert_eq!(m["content"]["url"], format!("/media/{id}"));
+    let sends = w.graph_sends().await;
+    let doc = &sends.last().unwrap()["body"]["document"];
+    let meta_id = doc["id"].as_str().unwrap();
+    assert_ne!(meta_id, ours, "Graph gets Meta's media id, not ours");
+    assert_eq!(doc["filename"], "invoice.pdf");
+    let info: Value = w
+        .http
+        .get(format!("{}/v25.0/{meta_id}", w.emulator))
+        .bearer_auth(ACCESS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["mime_type"], "application/pdf",
+        "the upload reached Meta: {info}"
+    );
+    let copy = w
+        .app
+        .get(&format!("/media/{id}"))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.status(), 200);
+    assert_eq!(
+        copy.bytes().await.unwrap().to_vec(),
+        pdf,
+        "our own copy for the thread"
+    );
+
+    let gif = reqwest::multipart::Form::new()
+        .text("number_id", w.number_id.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"GIF89a".to_vec())
+                .file_name("a.gif")
+                .mime_str("image/gif")
+                .unwrap(),
+        );
+    let res = w
+        .app
+        .post("/api/v1/media")
+        .bearer_auth(&w.token)
+        .multipart(gif)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let big = reqwest::multipart::Form::new()
+        .text("number_id", w.number_id.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![0u8; 5 * 1024 * 1024 + 1])
+                .file_name("big.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let res = w
+        .app
+        .post("/api/v1/media")
+        .bearer_auth(&w.token)
+        .multipart(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(error_code(res).await, "payload_too_large");
+}
+
+#[tokio::test]
+async fn the_typing_indicator_reaches_meta_and_is_throttled() {
+    let w = world(&[]).await;
+    let conv = w.customer_says(CUSTOMER, "hi").await;
+    let res = w
+        .app
+        .post(&format!("/api/v1/conversations/{conv}/typing"))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["typing"], true, "{v}");
+    let again: Value = w
+        .app
+        .post(&format!("/api/v1/conversations/{conv}/typing"))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["typing"], false);
+    assert_eq!(again["reason"], "throttled");
+    let typing_calls = w
+        .emu_get("/_emulator/requests")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["body"]["typing_indicator"]["type"] == "text")
+        .count();
+    assert_eq!(typing_calls, 1);
+}

@@ -133,10 +133,13 @@ impl From<MessageRow> for MessageDto {
         let json = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
         let mut content = json(&m.content);
         if let (Some(state), Some(obj)) = (&m.media_state, content.as_object_mut()) {
-            obj.insert(
-                "media_id".into(),
-                obj.get("id").cloned().unwrap_or(Value::Null),
-            );
+            // Inbound: Meta's media id; outbound: the id our upload answered.
+            if !obj.contains_key("media_id") {
+                obj.insert(
+                    "media_id".into(),
+                    obj.get("id").cloned().unwrap_or(Value::Null),
+                );
+            }
             obj.insert("url".into(), Value::String(format!("/media/{}", m.id)));
             obj.insert("download_state".into(), Value::String(state.clone()));
         }

@@ -147,6 +147,35 @@ pub async fn send(
     if kind == "template" {
         check_template(&state, ws, &object).await?;
     }
+    // An uploaded file: Meta knows it by its own media id.
+    let mut attach = None;
+    if let Some(ours) = object
+        .get("media_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        let (meta_id, _, media_number, _) =
+            state.db.uploaded_media(ws, &ours).await?.ok_or_else(|| {
+                ApiError::NotFound("no such media; upload it with POST /api/v1/media".into())
+            })?;
+        if media_number.as_deref() != Some(number.id.as_str()) {
+            return Err(invalid(
+                format!("{kind}.media_id"),
+                "this file was uploaded for another number",
+            ));
+        }
+        let meta_id = meta_id.ok_or_else(|| {
+            invalid(
+                format!("{kind}.media_id"),
+                "this media did not come from an upload",
+            )
+        })?;
+        if let Some(o) = object.as_object_mut() {
+            o.remove("media_id");
+            o.insert("id".into(), Value::String(meta_id));
+        }
+        attach = Some(ours);
+    }
     let mut context = None;
     if let Some(reply_to) = text(&body, "reply_to")? {
         if kind == "reaction" {
@@ -177,7 +206,7 @@ pub async fn send(
         }
     }
 
-    let content = match kind {
+    let mut content = match kind {
         // What the thread shows: our id of the target, not Meta's.
         "reaction" => {
             json!({"message_id": reaction_target.as_ref().map(|t| t.0.clone()), "emoji": object["emoji"]})
@@ -185,6 +214,9 @@ pub async fn send(
         "contacts" => json!({"contacts": object}),
         _ => object.clone(),
     };
+    if let (Some(ours), Some(c)) = (&attach, content.as_object_mut()) {
+        c.insert("media_id".into(), Value::String(ours.clone()));
+    }
     let mut graph = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "type": kind, kind: object});
     match (&to_digits, &bsuid) {
         (Some(d), _) => graph["to"] = json!(d),
@@ -226,6 +258,9 @@ pub async fn send(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(ours) = &attach {
+        state.db.attach_media(ours, &id).await?;
+    }
     state.outbox.wake();
     state.events.wake(ws);
     let message = state
@@ -326,6 +361,71 @@ async fn check_template(state: &AppState, ws: &str, t: &Value) -> Result<(), Api
         ));
     }
     Ok(())
+}
+
+/// Shows "typing…" to the customer while an agent writes (it also marks their last message
+/// read). At most one call per conversation every 5 seconds reaches Meta; WhatsApp shows the
+/// indicator for about 25 seconds or until the reply.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/typing", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, description = "`{\"typing\": true}`, or false with a reason"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn typing(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+    static LAST: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    let conv = state
+        .db
+        .conversation(&caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))?;
+    {
+        let mut last = LAST
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last
+            .get(&conv.id)
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+        {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"typing": false, "reason": "throttled"})),
+            ));
+        }
+        last.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+        last.insert(conv.id.clone(), Instant::now());
+    }
+    let Some((wamid, message_id)) = state.db.newest_inbound(&conv.id).await? else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"typing": false, "reason": "the customer has not written"})),
+        ));
+    };
+    let target = state
+        .db
+        .job_target(&message_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such conversation".into()))?;
+    let token = state
+        .key
+        .decrypt(&target.access_token_enc)
+        .map_err(ApiError::internal)?;
+    match state
+        .graph
+        .mark_read(&token, &target.phone_number_id, &wamid, true)
+        .await
+    {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({"typing": true})))),
+        Err(e) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"typing": false, "reason": e.advice()})),
+        )),
+    }
 }
 
 /// Marks a conversation read: its unread count goes to zero and Meta shows blue ticks.

@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod error;
 pub mod events;
+pub mod media;
 pub mod messages;
 pub mod numbers;
 pub mod openapi;
@@ -33,6 +34,13 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/messages", get(conversations::messages))
         .route("/conversations/{id}/read", post(messages::mark_read))
         .route("/messages", post(messages::send))
+        .route(
+            "/media",
+            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(
+                media::MAX_UPLOAD_BYTES,
+            )),
+        )
+        .route("/conversations/{id}/typing", post(messages::typing))
         .route("/contacts", get(conversations::contacts))
         .route("/contacts/{id}", get(conversations::contact))
         .route("/events", get(events::stream_events))

@@ -16,6 +16,19 @@ pub struct DueMedia {
     pub access_token_enc: String,
 }
 
+/// A file an agent or integrator uploaded.
+pub struct UploadedMedia<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a str,
+    pub number_id: &'a str,
+    pub meta_media_id: &'a str,
+    pub sha256: &'a str,
+    pub mime_type: &'a str,
+    pub size: i64,
+    pub filename: Option<&'a str>,
+    pub storage_key: &'a str,
+}
+
 /// What `GET /media/{message_id}` serves.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MediaRow {
@@ -102,6 +115,41 @@ impl Db {
             Db::Postgres(p) => run!(p, super::ingest::pg_impl),
         }
         Ok(Some(workspace_id))
+    }
+
+    /// An uploaded file, ready to send: our copy is stored and Meta knows it by `meta_media_id`.
+    pub async fn insert_uploaded_media(&self, m: &UploadedMedia<'_>) -> Result<(), DbError> {
+        let now = now_ms();
+        let sql = "INSERT INTO media (id, workspace_id, number_id, meta_media_id, sha256, mime_type, size_bytes, filename, storage_key, state, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ready', $10, $10)";
+        on!(self, p => sqlx::query(sql).bind(m.id).bind(m.workspace_id).bind(m.number_id).bind(m.meta_media_id).bind(m.sha256).bind(m.mime_type)
+            .bind(m.size).bind(m.filename).bind(m.storage_key).bind(now).execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// An uploaded (not yet sent) media row of the workspace: (meta media id, mime, number id).
+    pub async fn uploaded_media(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<
+        Option<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )>,
+        DbError,
+    > {
+        let sql = "SELECT meta_media_id, mime_type, number_id, filename FROM media WHERE workspace_id = $1 AND id = $2";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(workspace_id).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// Links an uploaded file to the message that sends it (the thread shows our copy).
+    pub async fn attach_media(&self, media_id: &str, message_id: &str) -> Result<(), DbError> {
+        let sql = "UPDATE media SET message_id = $1, updated_at = $2 WHERE id = $3 AND message_id IS NULL";
+        on!(self, p => sqlx::query(sql).bind(message_id).bind(now_ms()).bind(media_id).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// The media of a message, scoped to the workspace.

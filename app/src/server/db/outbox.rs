@@ -396,6 +396,15 @@ impl Db {
         Ok(true)
     }
 
+    /// The newest inbound message of a conversation: (wamid, message id).
+    pub async fn newest_inbound(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<(String, String)>, DbError> {
+        let sql = "SELECT wamid, id FROM messages WHERE conversation_id = $1 AND direction = 'inbound' AND wamid IS NOT NULL ORDER BY timestamp DESC, id DESC LIMIT 1";
+        Ok(on!(self, p => sqlx::query_as(sql).bind(conversation_id).fetch_optional(p).await)?)
+    }
+
     /// The wamid and Meta phone number id of a message (for mark-read jobs).
     pub async fn message_wamid(
         &self,
