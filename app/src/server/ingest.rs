@@ -93,7 +93,9 @@ async fn processor(db: Db, bus: EventBus, wake: Arc<Notify>) {
 /// Applies every stored body not applied yet, oldest first.
 pub async fn drain(db: &Db, bus: &EventBus) {
     loop {
-        let batch = match db.unprocessed_webhook_events(256).await {
+        // Modest batches: on SQLite the processor and the ingest writer share one write lock,
+        // and acknowledgements must not wait behind a long apply.
+        let batch = match db.unprocessed_webhook_events(64).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "reading stored webhooks failed; retrying");

@@ -148,9 +148,10 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    /// Meta's time of the message, in milliseconds.
+    /// Meta's time of the message, in milliseconds; `None` when it is not a number of seconds
+    /// that fits in milliseconds (the caller then uses the time of receipt).
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.timestamp.parse::<i64>().ok().map(|s| s * 1000)
+        seconds_to_ms(&self.timestamp)
     }
 
     /// The type's object (`text`, `image`, …), or for an unknown type whatever Meta sent.
@@ -189,8 +190,15 @@ pub struct StatusUpdate {
 
 impl StatusUpdate {
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.timestamp.parse::<i64>().ok().map(|s| s * 1000)
+        seconds_to_ms(&self.timestamp)
     }
+}
+
+/// Unix seconds as Meta writes them, in milliseconds. Checked: a body may carry any number, and
+/// `"timestamp":"1722222222222222222"` times 1000 overflows i64 (found by `fuzz/`: a panic with
+/// overflow checks, a wrapped nonsense time without).
+fn seconds_to_ms(timestamp: &str) -> Option<i64> {
+    timestamp.parse::<i64>().ok()?.checked_mul(1000)
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -285,5 +293,14 @@ mod tests {
         assert_eq!(v.messages[2].kind, "new_thing");
         assert_eq!(v.messages[2].content()["a"], 1);
         assert_eq!(v.contacts[0].user_id.as_deref(), Some("US.1"));
+    }
+
+    #[test]
+    fn a_timestamp_too_large_for_milliseconds_is_none_not_a_panic() {
+        assert_eq!(seconds_to_ms("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(seconds_to_ms("-1"), Some(-1000));
+        assert_eq!(seconds_to_ms("1722222222222222222"), None);
+        assert_eq!(seconds_to_ms(&i64::MAX.to_string()), None);
+        assert_eq!(seconds_to_ms("x"), None);
     }
 }

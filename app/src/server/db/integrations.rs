@@ -84,7 +84,9 @@ impl Db {
         let mut created = 0;
         macro_rules! run {
             ($p:ident, $lock:expr) => {{
-                let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL").fetch_all($p).await?;
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT w.id FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND EXISTS (SELECT 1 FROM events e WHERE e.workspace_id = w.workspace_id AND e.id > w.cursor)")
+                    .fetch_all($p).await?;
                 for endpoint in ids {
                     let mut tx = $p.begin().await?;
                     let row: Option<(String, i64, String)> = sqlx::query_as($lock).bind(&endpoint).fetch_optional(&mut *tx).await?;
@@ -119,6 +121,13 @@ impl Db {
     /// Claims due deliveries, leased for a minute.
     pub async fn claim_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>, DbError> {
         let now = now_ms();
+        // A read first: on SQLite an UPDATE takes the one write lock even when nothing is due.
+        let due: i64 = on!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE (state = 'pending' AND next_attempt_at <= $1) OR (state = 'in_flight' AND locked_until < $1)")
+            .bind(now).fetch_one(p).await)?;
+        if due == 0 {
+            return Ok(Vec::new());
+        }
         Ok(match self {
             Db::Sqlite(p) => sqlx::query_as(concat!(
                 "UPDATE webhook_deliveries SET state = 'in_flight', locked_until = $1, attempts = attempts + 1, updated_at = $2 WHERE id IN \

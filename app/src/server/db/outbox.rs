@@ -124,6 +124,12 @@ impl Db {
         lease_ms: i64,
     ) -> Result<Vec<JobRow>, DbError> {
         let now = now_ms();
+        // A read first: on SQLite an UPDATE takes the one write lock even when nothing is due.
+        let due: Option<String> = on!(self, p => sqlx::query_scalar("SELECT id FROM outbox_jobs WHERE state = 'queued' AND next_attempt_at <= $1 LIMIT 1")
+            .bind(now).fetch_optional(p).await)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         Ok(match self {
             Db::Sqlite(p) => {
                 sqlx::query_as(
@@ -239,6 +245,12 @@ impl Db {
         fail_unknown: bool,
     ) -> Result<u64, DbError> {
         let now = now_ms();
+        let work: Option<String> = on!(self, p => sqlx::query_scalar(
+            "SELECT id FROM outbox_jobs WHERE (state = 'in_flight' AND locked_until < $1) OR (state = 'unknown' AND next_attempt_at <= $1) LIMIT 1")
+            .bind(now).fetch_optional(p).await)?;
+        if work.is_none() {
+            return Ok(0);
+        }
         let expired = "UPDATE outbox_jobs SET state = 'unknown', next_attempt_at = $1, last_error = 'lease expired: the worker stopped mid-send', \
                        locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE state = 'in_flight' AND locked_until < $2 AND kind = 'send'";
         let mut n = on!(self, p => sqlx::query(expired).bind(now + unknown_wait_ms).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
