@@ -21,6 +21,7 @@ use app::server::crypto::SecretKey;
 use app::server::db::Db;
 use app::server::events::EventBus;
 use app::server::graph::Graph;
+use app::server::idtoken::{Verifier, VerifierSettings};
 use app::server::ingest::Ingest;
 use app::server::media::{FileStore, MediaQueue, MediaStore};
 use app::server::outbox::Outbox;
@@ -62,7 +63,14 @@ pub fn state(config: &Config, db: Db) -> AppState {
         events.clone(),
         config.media.clone(),
     );
+    let id_tokens = Verifier::new(&VerifierSettings {
+        google_client_id: config.google_client_id.clone(),
+        google_jwks_url: config.google_jwks_url.clone(),
+        firebase_project_id: config.firebase_project_id.clone(),
+        firebase_jwks_url: config.firebase_jwks_url.clone(),
+    });
     let state = AppState {
+        id_tokens,
         media,
         media_queue,
         graph,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::PublicLayout;
 
+pub mod google;
+
 /// The signed-in user as the UI sees it (the same shape as `GET /auth/session`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -145,10 +147,7 @@ pub fn LoginPage() -> impl IntoView {
 
 fn login_methods(options: LoginOptions) -> impl IntoView {
     let google = match options.google_client_id {
-        Some(client_id) => view! {
-            <div id="google-signin" class="google-signin" data-client-id=client_id></div>
-        }
-        .into_any(),
+        Some(client_id) => view! { <google::GoogleButton client_id /> }.into_any(),
         None => view! {
             <p class="notice">
                 "Google sign-in is not configured. Set " <code>"GOOGLE_CLIENT_ID"</code>

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::idtoken::Provider;
 use super::{new_id, now_ms};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -364,6 +365,69 @@ impl Db {
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
         let sql = "SELECT id, email, name FROM users WHERE id = $1";
         Ok(on!(self, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// The user whose Google `sub` or Firebase `uid` this is.
+    pub async fn user_by_identity(
+        &self,
+        provider: Provider,
+        subject: &str,
+    ) -> Result<Option<UserRow>, DbError> {
+        let sql = match provider {
+            Provider::Google => "SELECT id, email, name FROM users WHERE google_sub = $1",
+            Provider::Firebase => "SELECT id, email, name FROM users WHERE firebase_uid = $1",
+        };
+        Ok(on!(self, p => sqlx::query_as(sql).bind(subject).fetch_optional(p).await)?)
+    }
+
+    /// Links a sign-in identity to a user who has none of this provider yet. Answers false when
+    /// the user already has one; `Conflict` when another user holds this identity.
+    pub async fn link_identity(
+        &self,
+        user_id: &str,
+        provider: Provider,
+        subject: &str,
+    ) -> Result<bool, DbError> {
+        let sql = match provider {
+            Provider::Google => {
+                "UPDATE users SET google_sub = $1, updated_at = $2 WHERE id = $3 AND google_sub IS NULL"
+            }
+            Provider::Firebase => {
+                "UPDATE users SET firebase_uid = $1, updated_at = $2 WHERE id = $3 AND firebase_uid IS NULL"
+            }
+        };
+        let n = on!(self, p => sqlx::query(sql).bind(subject).bind(now_ms()).bind(user_id).execute(p).await.map(|r| r.rows_affected()))
+            .map_err(conflict("a user with this sign-in account"))?;
+        Ok(n == 1)
+    }
+
+    /// Creates a user who signs in with this identity; `Conflict` when the e-mail or the
+    /// identity is taken.
+    pub async fn create_user_with_identity(
+        &self,
+        email: &str,
+        name: &str,
+        provider: Provider,
+        subject: &str,
+    ) -> Result<UserRow, DbError> {
+        let now = now_ms();
+        let row = UserRow {
+            id: new_id(),
+            email: email.to_string(),
+            name: name.to_string(),
+        };
+        let sql = match provider {
+            Provider::Google => {
+                "INSERT INTO users (id, email, name, google_sub, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)"
+            }
+            Provider::Firebase => {
+                "INSERT INTO users (id, email, name, firebase_uid, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)"
+            }
+        };
+        on!(self, p => sqlx::query(sql).bind(&row.id).bind(&row.email).bind(&row.name).bind(subject).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))
+        .map_err(conflict("a user with this e-mail or sign-in account"))?;
+        Ok(row)
     }
 
     /// Adds a member; fails with `Conflict` when the user already belongs to the workspace.

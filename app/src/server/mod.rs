@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod db;
 pub mod events;
 pub mod graph;
+pub mod idtoken;
 pub mod ingest;
 pub mod media;
 pub mod outbox;

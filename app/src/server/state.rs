@@ -52,6 +52,8 @@ pub struct AppState {
     pub ingest: super::ingest::Ingest,
     pub events: super::events::EventBus,
     pub graph: super::graph::Graph,
+    /// Google and Firebase ID-token verification, with its key caches.
+    pub id_tokens: super::idtoken::Verifier,
     pub outbox: super::outbox::Outbox,
     pub media: Arc<dyn super::media::MediaStore>,
     pub media_queue: super::media::MediaQueue,

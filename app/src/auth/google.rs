@@ -1,0 +1,230 @@
+//! Google Identity Services on the sign-in page, in the browser: loads Google's client script,
+//! renders its button and sends the credential it hands back to `POST /auth/google` as JSON.
+//! Everything here runs in the WASM client (effects never run on the server); the server
+//! renders the empty button container only.
+
+use js_sys::{Function, Object, Reflect};
+use leptos::html::Div;
+use leptos::prelude::*;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Google's client library. The page's CSP admits exactly this script.
+pub const GSI_CLIENT_URL: &str = "https://accounts.google.com/gsi/client";
+
+/// The "Sign in with Google" button, and the reason when a sign-in is refused.
+#[component]
+pub fn GoogleButton(client_id: String) -> impl IntoView {
+    let target = NodeRef::<Div>::new();
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    // Google calls this function for every credential; it lives as long as the button.
+    let callback = StoredValue::new_local(None::<Closure<dyn FnMut(JsValue)>>);
+    let id = client_id.clone();
+    Effect::new(move |_| {
+        let Some(div) = target.get() else {
+            return;
+        };
+        if callback.with_value(Option::is_some) {
+            return;
+        }
+        let on_credential = Closure::<dyn FnMut(JsValue)>::new(move |response: JsValue| {
+            credential_received(response, error, busy)
+        });
+        let function: Function = on_credential.as_ref().unchecked_ref::<Function>().clone();
+        callback.set_value(Some(on_credential));
+        let element: JsValue = div.into();
+        if let Err(e) = load_and_render(id.clone(), element, function, error) {
+            show_error(error, &describe(&e, "Google sign-in could not start"));
+        }
+    });
+    view! {
+        <div class="google-signin-box">
+            <div node_ref=target id="google-signin" class="google-signin" data-client-id=client_id></div>
+            <Show when=move || busy.get()>
+                <p class="muted" aria-live="polite">"Signing in…"</p>
+            </Show>
+            {move || error.get().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+        </div>
+    }
+}
+
+fn show_error(error: RwSignal<Option<String>>, message: &str) {
+    let _ = error.try_set(Some(message.to_string()));
+}
+
+fn describe(e: &JsValue, fallback: &str) -> String {
+    e.as_string()
+        .or_else(|| {
+            Reflect::get(e, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .map(|m| format!("{fallback}: {m}"))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// `window.google.accounts.id`, once Google's script has run.
+fn google_id_api() -> Option<JsValue> {
+    let window = web_sys::window()?;
+    let mut value: JsValue = window.into();
+    for key in ["google", "accounts", "id"] {
+        value = Reflect::get(&value, &key.into()).ok()?;
+        if value.is_undefined() || value.is_null() {
+            return None;
+        }
+    }
+    Some(value)
+}
+
+/// Renders the button now when Google's script is there, else adds the script and renders
+/// when it has loaded.
+fn load_and_render(
+    client_id: String,
+    element: JsValue,
+    callback: Function,
+    error: RwSignal<Option<String>>,
+) -> Result<(), JsValue> {
+    if google_id_api().is_some() {
+        return render_button(&client_id, &element, &callback);
+    }
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| JsValue::from_str("no document"))?;
+    let script: web_sys::HtmlScriptElement = document.create_element("script")?.unchecked_into();
+    script.set_src(GSI_CLIENT_URL);
+    script.set_async(true);
+    let onload = Closure::once_into_js(move || {
+        if let Err(e) = render_button(&client_id, &element, &callback) {
+            show_error(error, &describe(&e, "Google sign-in could not start"));
+        }
+    });
+    script.set_onload(Some(onload.unchecked_ref()));
+    let onerror = Closure::once_into_js(move || {
+        show_error(
+            error,
+            "Google's sign-in script could not be loaded; check the connection or a content blocker.",
+        );
+    });
+    script.set_onerror(Some(onerror.unchecked_ref()));
+    let parent = document
+        .head()
+        .map(JsValue::from)
+        .or_else(|| document.body().map(JsValue::from))
+        .ok_or_else(|| JsValue::from_str("no document head"))?;
+    parent
+        .unchecked_into::<web_sys::Node>()
+        .append_child(&script)?;
+    Ok(())
+}
+
+/// `google.accounts.id.initialize({client_id, callback, use_fedcm_for_prompt: true})`, then
+/// `google.accounts.id.renderButton(element, {type: "standard", theme: "outline", size: "large"})`.
+fn render_button(client_id: &str, element: &JsValue, callback: &Function) -> Result<(), JsValue> {
+    let api = google_id_api().ok_or_else(|| JsValue::from_str("google.accounts.id is missing"))?;
+    let config = Object::new();
+    Reflect::set(&config, &"client_id".into(), &client_id.into())?;
+    Reflect::set(&config, &"callback".into(), callback)?;
+    Reflect::set(&config, &"use_fedcm_for_prompt".into(), &JsValue::TRUE)?;
+    Reflect::get(&api, &"initialize".into())?
+        .dyn_into::<Function>()?
+        .call1(&api, &config)?;
+    let options = Object::new();
+    Reflect::set(&options, &"type".into(), &"standard".into())?;
+    Reflect::set(&options, &"theme".into(), &"outline".into())?;
+    Reflect::set(&options, &"size".into(), &"large".into())?;
+    Reflect::get(&api, &"renderButton".into())?
+        .dyn_into::<Function>()?
+        .call2(&api, element, &options)?;
+    Ok(())
+}
+
+/// Google's callback: `{credential, select_by}`. Posts the credential and follows the answer.
+fn credential_received(response: JsValue, error: RwSignal<Option<String>>, busy: RwSignal<bool>) {
+    let Some(credential) = Reflect::get(&response, &"credential".into())
+        .ok()
+        .and_then(|c| c.as_string())
+    else {
+        show_error(error, "Google did not hand back a credential; try again.");
+        return;
+    };
+    let _ = error.try_set(None);
+    let _ = busy.try_set(true);
+    leptos::task::spawn_local(async move {
+        match post_credential(credential).await {
+            Ok(redirect) => {
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().set_href(&redirect);
+                }
+            }
+            Err(message) => {
+                let _ = busy.try_set(false);
+                show_error(error, &message);
+            }
+        }
+    });
+}
+
+/// The `g_csrf_token` cookie, when Google's script set one: sent back in the body so the
+/// server's double-submit check passes.
+fn g_csrf_cookie() -> Option<String> {
+    let document: web_sys::HtmlDocument = web_sys::window()?.document()?.dyn_into().ok()?;
+    let cookies = document.cookie().ok()?;
+    cookies
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "g_csrf_token")
+        .map(|(_, value)| value.to_string())
+}
+
+/// `POST /auth/google` with `{"credential"}` as JSON; the path to go to, or the message to
+/// show.
+async fn post_credential(credential: String) -> Result<String, String> {
+    const UNREACHABLE: &str = "The server could not be reached; try again.";
+    let window = web_sys::window().ok_or(UNREACHABLE)?;
+    let mut body = serde_json::json!({ "credential": credential });
+    if let Some(csrf) = g_csrf_cookie() {
+        body["g_csrf_token"] = csrf.into();
+    }
+    let headers = web_sys::Headers::new().map_err(|_| UNREACHABLE)?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|_| UNREACHABLE)?;
+    headers
+        .set("Accept", "application/json")
+        .map_err(|_| UNREACHABLE)?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&body.to_string()));
+    let request =
+        web_sys::Request::new_with_str_and_init("/auth/google", &init).map_err(|_| UNREACHABLE)?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .and_then(|r| r.dyn_into())
+        .map_err(|_| UNREACHABLE)?;
+    let status = response.status();
+    let json = match response.json() {
+        Ok(promise) => JsFuture::from(promise).await.ok(),
+        Err(_) => None,
+    };
+    let field = |path: &[&str]| {
+        let mut value = json.clone()?;
+        for key in path {
+            value = Reflect::get(&value, &(*key).into()).ok()?;
+        }
+        value.as_string()
+    };
+    if status == 200 {
+        // Only a path of ours: never follow an answer off-site.
+        return match field(&["redirect"]) {
+            Some(path) if path.starts_with('/') && !path.starts_with("//") => Ok(path),
+            _ => Ok("/inbox".to_string()),
+        };
+    }
+    Err(field(&["error", "message"])
+        .map(|m| format!("Sign-in failed: {m}"))
+        .unwrap_or_else(|| format!("Sign-in failed (HTTP {status}); try again.")))
+}
