@@ -1,6 +1,6 @@
 //! The benchmark scenarios.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +27,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A child process that is killed and reaped when dropped, whatever path the benchmark takes.
+pub struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `program args` pinned to the last core when `taskset` exists (the load stays on core 0).
-fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Child {
+fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -46,8 +56,10 @@ fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Child {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+    )
 }
 
 async fn wait_ready(url: &str) {
@@ -205,7 +217,7 @@ pub async fn emulator(listen: &str, webhook_url: &str, secret: &str) -> anyhow::
     Ok(())
 }
 
-fn start_qontak(db_url: &str, port: u16, data: &PathBuf, extra: &[(&str, String)]) -> Child {
+fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("DATABASE_URL", db_url.to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
@@ -237,7 +249,7 @@ pub async fn webhooks(
 
     // The ceiling, same corpus and load.
     let port = free_port();
-    let mut ceiling = spawn_pinned(
+    let ceiling = spawn_pinned(
         &exe("qontak-bench"),
         &[
             "ceiling",
@@ -257,7 +269,7 @@ pub async fn webhooks(
         duration,
     )
     .await;
-    let _ = ceiling.kill();
+    drop(ceiling);
     let ceiling_rate = c.rate();
     rows.push(vec![
         "bare axum: verify + parse (ceiling)".into(),
@@ -277,7 +289,7 @@ pub async fn webhooks(
         let port = free_port();
         let data =
             std::env::temp_dir().join(format!("qontak-bench-data-{}", app::server::new_id()));
-        let mut server = start_qontak(&url, port, &data, &[]);
+        let server = start_qontak(&url, port, &data, &[]);
         wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
         let shots = Arc::new(corpus(engine, 2_000_000));
         let started = Instant::now();
@@ -294,8 +306,7 @@ pub async fn webhooks(
         }
         let processed_in = started.elapsed();
         let stored: i64 = db.wamid_counts().await?.len() as i64;
-        let _ = server.kill();
-        let _ = server.wait();
+        drop(server);
         db.close().await;
         drop_pg(pg, pg_name).await;
         let label = match engine {
@@ -335,7 +346,7 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
     // The emulator's own ceiling: sends posted straight at it.
     let emu_port = free_port();
     let sink = free_port();
-    let mut emu = spawn_pinned(
+    let emu = spawn_pinned(
         &exe("qontak-bench"),
         &[
             "emulator",
@@ -357,7 +368,7 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
         .collect();
     let url = format!("http://127.0.0.1:{emu_port}/v25.0/{PNID}/messages");
     let c = load_with_auth(&url, Arc::new(shots), 64, Duration::from_secs(5)).await;
-    let _ = emu.kill();
+    drop(emu);
     rows.push(vec![
         "emulator's own request ceiling (64 connections)".into(),
         format!("{:.0}", c.rate()),
@@ -375,7 +386,7 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
         let ws = db.workspace_by_name("Bench").await?.expect("workspace").id;
         let port = free_port();
         let emu_port = free_port();
-        let mut emu = spawn_pinned(
+        let emu = spawn_pinned(
             &exe("qontak-bench"),
             &[
                 "emulator",
@@ -412,7 +423,7 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
         let data =
             std::env::temp_dir().join(format!("qontak-bench-data-{}", app::server::new_id()));
         let started = Instant::now();
-        let mut server = start_qontak(
+        let server = start_qontak(
             &db_url,
             port,
             &data,
@@ -444,8 +455,8 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
             .iter()
             .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/messages")))
             .count();
-        let _ = server.kill();
-        let _ = emu.kill();
+        drop(server);
+        drop(emu);
         db.close().await;
         drop_pg(pg, pg_name).await;
         let span = ((last - first) as f64 / 1000.0).max(0.001);

@@ -3,6 +3,8 @@
 //! Meta's error envelope parsed into code, subcode, message, details and fbtrace id. The access
 //! token travels only in the `Authorization` header and never appears in an error or a log.
 
+mod admin;
+
 use std::time::Duration;
 
 use serde::Deserialize;

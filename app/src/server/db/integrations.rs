@@ -129,17 +129,17 @@ impl Db {
             return Ok(Vec::new());
         }
         Ok(match self {
-            Db::Sqlite(p) => sqlx::query_as(concat!(
+            Db::Sqlite(p) => sqlx::query_as(
                 "UPDATE webhook_deliveries SET state = 'in_flight', locked_until = $1, attempts = attempts + 1, updated_at = $2 WHERE id IN \
                  (SELECT id FROM webhook_deliveries WHERE (state = 'pending' AND next_attempt_at <= $2) OR (state = 'in_flight' AND locked_until < $2) ORDER BY next_attempt_at LIMIT $3) \
-                 RETURNING id, endpoint_id, workspace_id, event_id, event_type, state, attempts, last_status, last_error, created_at, updated_at"
-            ))
+                 RETURNING id, endpoint_id, workspace_id, event_id, event_type, state, attempts, last_status, last_error, created_at, updated_at",
+            )
             .bind(now + 60_000).bind(now).bind(limit).fetch_all(p).await?,
-            Db::Postgres(p) => sqlx::query_as(concat!(
+            Db::Postgres(p) => sqlx::query_as(
                 "UPDATE webhook_deliveries SET state = 'in_flight', locked_until = $1, attempts = attempts + 1, updated_at = $2 WHERE id IN \
                  (SELECT id FROM webhook_deliveries WHERE (state = 'pending' AND next_attempt_at <= $2) OR (state = 'in_flight' AND locked_until < $2) ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, endpoint_id, workspace_id, event_id, event_type, state, attempts, last_status, last_error, created_at, updated_at"
-            ))
+                 RETURNING id, endpoint_id, workspace_id, event_id, event_type, state, attempts, last_status, last_error, created_at, updated_at",
+            )
             .bind(now + 60_000).bind(now).bind(limit).fetch_all(p).await?,
         })
     }

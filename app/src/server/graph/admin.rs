@@ -1,0 +1,100 @@
+//! Graph calls for account administration: message templates, webhooks subscription, media.
+
+use serde_json::Value;
+
+use super::{Graph, GraphError};
+
+impl Graph {
+    /// `POST /{waba-id}/message_templates` with Meta's create body; answers `{id, status, category}`.
+    pub async fn create_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        body: &Value,
+    ) -> Result<Value, GraphError> {
+        let res = self
+            .http
+            .post(self.url(&format!("{waba_id}/message_templates")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await;
+        Self::answer(res).await
+    }
+
+    /// `DELETE /{waba-id}/message_templates?name=…[&hsm_id=…]`: every language of a name, or the
+    /// one template with that id.
+    pub async fn delete_template(
+        &self,
+        token: &str,
+        waba_id: &str,
+        name: &str,
+        hsm_id: Option<&str>,
+    ) -> Result<(), GraphError> {
+        let mut query = vec![("name", name)];
+        if let Some(id) = hsm_id {
+            query.push(("hsm_id", id));
+        }
+        let res = self
+            .http
+            .delete(self.url(&format!("{waba_id}/message_templates")))
+            .query(&query)
+            .bearer_auth(token)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+
+    /// `POST /{waba-id}/subscribed_apps`: subscribes our app to the WABA's webhooks.
+    pub async fn subscribe_app(&self, token: &str, waba_id: &str) -> Result<(), GraphError> {
+        let res = self
+            .http
+            .post(self.url(&format!("{waba_id}/subscribed_apps")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+
+    /// `GET /{waba-id}/subscribed_apps`: the apps subscribed to the WABA.
+    pub async fn subscribed_apps(
+        &self,
+        token: &str,
+        waba_id: &str,
+    ) -> Result<Vec<Value>, GraphError> {
+        let v = Self::answer(
+            self.http
+                .get(self.url(&format!("{waba_id}/subscribed_apps")))
+                .bearer_auth(token)
+                .send()
+                .await,
+        )
+        .await?;
+        Ok(v.get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `DELETE /{waba-id}/subscribed_apps`: unsubscribes our app (workspace deletion).
+    pub async fn unsubscribe_app(&self, token: &str, waba_id: &str) -> Result<(), GraphError> {
+        let res = self
+            .http
+            .delete(self.url(&format!("{waba_id}/subscribed_apps")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+
+    /// `DELETE /{media-id}`.
+    pub async fn delete_media(&self, token: &str, media_id: &str) -> Result<(), GraphError> {
+        let res = self
+            .http
+            .delete(self.url(media_id))
+            .bearer_auth(token)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+}
