@@ -245,6 +245,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn signature_hex_is_hex_digits_only() {
+        assert_eq!(decode_hex("0aff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(
+            decode_hex("+aff"),
+            None,
+            "from_str_radix alone would take a sign"
+        );
+        assert_eq!(decode_hex("abc"), None);
+    }
+
+    #[test]
     fn a_correct_signature_passes_and_anything_else_fails() {
         let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
         let header = sign(b"app-secret", body);
