@@ -73,7 +73,12 @@ impl Outbox {
     }
 }
 
-/// A token bucket per number: `rate` messages a second, bursts up to one second's worth.
+/// The largest burst a bucket allows: a tenth of a second's worth, at least one message.
+fn burst(rate: f64) -> f64 {
+    (rate / 10.0).max(1.0)
+}
+
+/// A token bucket per number: `rate` messages a second, bursts up to a tenth of a second's worth.
 struct Bucket {
     rate: f64,
     tokens: f64,
@@ -88,7 +93,8 @@ impl Bucket {
             self.rate = rate;
         }
         self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate)
-            .min(self.rate.max(1.0));
+            // Bursts up to a tenth of a second's worth: the average over a second stays at the rate.
+            .min(burst(self.rate));
         self.at = now;
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
@@ -186,7 +192,7 @@ impl Worker {
                 .entry(number_id.to_string())
                 .or_insert(Bucket {
                     rate,
-                    tokens: rate.max(1.0),
+                    tokens: burst(rate),
                     at: Instant::now(),
                 })
                 .take(rate)
@@ -328,21 +334,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bucket_allows_a_burst_then_paces_at_its_rate() {
+    fn a_bucket_allows_a_short_burst_then_paces_at_its_rate() {
         let mut b = Bucket {
-            rate: 10.0,
-            tokens: 10.0,
+            rate: 100.0,
+            tokens: burst(100.0),
             at: Instant::now(),
         };
         for _ in 0..10 {
-            assert_eq!(b.take(10.0), Duration::ZERO);
+            assert_eq!(
+                b.take(100.0),
+                Duration::ZERO,
+                "a tenth of a second's worth at once"
+            );
         }
-        let wait = b.take(10.0);
+        let wait = b.take(100.0);
         assert!(
-            wait > Duration::from_millis(80) && wait <= Duration::from_millis(110),
+            wait > Duration::from_millis(8) && wait <= Duration::from_millis(11),
             "{wait:?}"
         );
-        let wait2 = b.take(10.0);
+        let wait2 = b.take(100.0);
         assert!(wait2 > wait, "reservations queue up");
+        let mut slow = Bucket {
+            rate: 5.0,
+            tokens: burst(5.0),
+            at: Instant::now(),
+        };
+        assert_eq!(slow.take(5.0), Duration::ZERO, "at least one message");
+        assert!(slow.take(5.0) > Duration::from_millis(150));
     }
 }
