@@ -13,7 +13,7 @@ fn sh(cmd: &str, args: &[&str]) -> String {
 
 /// "2 cores, <cpu model>".
 pub fn machine() -> String {
-    let cores = sh("nproc", &[]);
+    let cores = sh("nproc", &["--all"]);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
