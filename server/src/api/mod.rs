@@ -65,19 +65,36 @@ pub struct ApiCaller {
     pub role: String,
 }
 
+impl ApiCaller {
+    /// Admin-only routes (numbers, templates, members, tokens, data) call this first.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == "admin" {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "only a workspace admin may do this".into(),
+            ))
+        }
+    }
+
+    /// Whether the caller is a signed-in person in the browser (not an API token).
+    pub fn is_session(&self) -> bool {
+        self.token_id.is_empty()
+    }
+}
+
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = ApiError;
 
+    /// A bearer token, or else the session cookie of a signed-in member (the web UI calls the
+    /// same API): its current workspace, or the one named by `X-Qontak-Workspace`.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
-            })?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return session_caller(parts, state).await;
+        };
         let token = header
             .to_str()
             .ok()
@@ -105,6 +122,47 @@ impl FromRequestParts<AppState> for ApiCaller {
             role: row.role,
         })
     }
+}
+
+/// The caller behind a session cookie. Requests that change something must come from our own
+/// origin (the browser always names it on such requests), so another site cannot ride the cookie.
+async fn session_caller(parts: &Parts, state: &AppState) -> Result<ApiCaller, ApiError> {
+    let unauthorized = || {
+        ApiError::Unauthorized("sign in, or send an `Authorization: Bearer <token>` header".into())
+    };
+    let (user_id, current) = app::server::session::current(state, &parts.headers)
+        .await?
+        .ok_or_else(unauthorized)?;
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !safe {
+        if !parts.headers.contains_key(axum::http::header::ORIGIN) {
+            return Err(ApiError::Forbidden(
+                "a signed-in request that changes data must name its Origin".into(),
+            ));
+        }
+        crate::auth::same_origin(state, &parts.headers)?;
+    }
+    let wanted = parts
+        .headers
+        .get("x-qontak-workspace")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(current);
+    let memberships = state.db.memberships_of(&user_id).await?;
+    let membership = match wanted {
+        Some(w) => memberships.into_iter().find(|m| m.workspace_id == w),
+        None => memberships.into_iter().next(),
+    }
+    .ok_or_else(|| ApiError::Forbidden("you are not a member of this workspace".into()))?;
+    Ok(ApiCaller {
+        token_id: String::new(),
+        workspace_id: membership.workspace_id,
+        user_id,
+        role: membership.role,
+    })
 }
 
 /// `Json<T>` whose rejections answer in our error shape.
