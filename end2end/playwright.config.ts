@@ -3,10 +3,17 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// The release build under test, on its own port and a fresh SQLite database each run.
+// The release build under test, on its own port and a fresh SQLite database each run, with the
+// Meta emulator (Graph API and customers) on the next port. Workers inherit the main process's
+// environment, so they all see the same folder and ports.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
-const dataDir = mkdtempSync(join(tmpdir(), "qontak-e2e-"));
+process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), "qontak-e2e-"));
+const dataDir = process.env.E2E_DATA_DIR;
+process.env.E2E_EMULATOR_URL ??= `http://127.0.0.1:${port + 1}`;
+const emulatorURL = process.env.E2E_EMULATOR_URL;
+process.env.E2E_DATABASE_URL = `sqlite://${dataDir}/qontak.db?mode=rwc`;
+const appSecret = "e2e-app-secret";
 
 export default defineConfig({
   testDir: "./tests",
@@ -29,19 +36,28 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [{
+    command: `./target/release/qontak-meta-emulator --listen 127.0.0.1:${port + 1} --webhook-url ${baseURL}/webhooks/whatsapp --app-secret ${appSecret} --status-delay-ms 300`,
+    cwd: "..",
+    url: `${emulatorURL}/_emulator/health`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+  }, {
     command: "./target/release/qontak serve",
     cwd: "..",
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
     timeout: 60_000,
     env: {
-      DATABASE_URL: `sqlite://${dataDir}/qontak.db?mode=rwc`,
+      DATABASE_URL: process.env.E2E_DATABASE_URL,
+      META_GRAPH_URL: emulatorURL,
+      META_APP_SECRET: appSecret,
+      META_VERIFY_TOKEN: "e2e-verify-token",
       QONTAK_DATA_DIR: dataDir,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       QONTAK_PUBLIC_URL: baseURL,
       QONTAK_DEV_LOGIN: "1",
       RUST_LOG: "warn",
     },
-  },
+  }],
 });

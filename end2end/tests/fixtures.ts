@@ -27,3 +27,41 @@ export async function devSignIn(page: Page, email: string) {
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/inbox$/);
 }
+
+/** The Meta emulator that stands in for Graph and plays the customers. */
+export const emulatorURL = process.env.E2E_EMULATOR_URL!;
+
+let nextNumber = 0;
+
+/**
+ * Registers a fresh business number at the emulator and connects it, through the admin CLI, to
+ * the workspace of the signed-in user of `page`. Returns Meta's ids and the number's display form.
+ */
+export async function connectNumber(page: Page) {
+  const session = await (await page.request.get("/auth/session")).json();
+  const workspace = session.workspaces.find((w: { id: string }) => w.id === session.current_workspace)
+    ?? session.workspaces[0];
+  const serial = `${process.pid % 1000}`.padStart(3, "0") + `${nextNumber++}`.padStart(3, "0");
+  const phoneNumberId = `1099000${serial}`;
+  const wabaId = `2099000${serial}`;
+  const display = `+1555${serial}0`;
+  const registered = await page.request.post(`${emulatorURL}/_emulator/numbers`, {
+    data: { phone_number_id: phoneNumberId, waba_id: wabaId, display_phone_number: display, verified_name: "E2E Shop" },
+  });
+  expect(registered.ok()).toBeTruthy();
+  const { execFileSync } = await import("node:child_process");
+  execFileSync("../target/release/qontak", [
+    "admin", "connect-number", "--workspace", workspace.name, "--waba-id", wabaId,
+    "--phone-number-id", phoneNumberId, "--access-token", "e2e-access-token", "--display-phone", display,
+  ], { env: { ...process.env, DATABASE_URL: process.env.E2E_DATABASE_URL, QONTAK_DATA_DIR: process.env.E2E_DATA_DIR } });
+  return { phoneNumberId, wabaId, display, workspace };
+}
+
+/** A customer writes to `phoneNumberId` through the emulator (any Meta inbound message object). */
+export async function customerSends(page: Page, phoneNumberId: string, waId: string, message: object, profileName = "Customer") {
+  const res = await page.request.post(`${emulatorURL}/_emulator/customers/${waId}/messages`, {
+    data: { phone_number_id: phoneNumberId, profile_name: profileName, ...message },
+  });
+  expect(res.ok(), await res.text()).toBeTruthy();
+  return res.json() as Promise<{ wamid: string; webhook_status: number }>;
+}
