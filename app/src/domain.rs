@@ -165,6 +165,29 @@ pub fn parse_meta_id(field: &str, input: &str) -> Result<String, InvalidValue> {
     }
 }
 
+/// Meta's supported media types, the message type each becomes, and its size limit in bytes
+/// (checked in the browser before an upload and again by the server).
+pub fn media_limit(mime: &str) -> Option<(&'static str, usize)> {
+    const MB: usize = 1024 * 1024;
+    Some(match mime {
+        "image/jpeg" | "image/png" => ("image", 5 * MB),
+        "image/webp" => ("sticker", 500 * 1024),
+        "video/mp4" | "video/3gpp" => ("video", 16 * MB),
+        "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" => ("audio", 16 * MB),
+        "text/plain"
+        | "application/pdf"
+        | "application/vnd.ms-powerpoint"
+        | "application/msword"
+        | "application/vnd.ms-excel"
+        | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+        | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+            ("document", 100 * MB)
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=auth::HomeRedirect />
                 <Route path=path!("/login") view=auth::LoginPage />
                 <Route path=path!("/inbox") view=inbox::InboxPage />
+                <Route path=path!("/settings/canned-responses") view=inbox::CannedResponsesPage />
                 <Route path=path!("/privacy") view=legal::PrivacyPage />
                 <Route path=path!("/terms") view=legal::TermsPage />
             </Routes>

@@ -5,6 +5,7 @@
 //! webhooks), the emulator's own request rate (the ceiling for sends). Servers run as separate
 //! processes pinned to one core where the machine allows, the load generator on another.
 
+mod inbox;
 mod load;
 mod report;
 mod scenarios;
@@ -40,6 +41,29 @@ enum Command {
         engine: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         pg: String,
+    },
+    /// The inbox's list and search queries on 100,000 conversations and 1,000,000 messages.
+    Inbox {
+        #[arg(long, default_value_t = 100_000)]
+        conversations: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: i64,
+        /// sqlite, postgres or both.
+        #[arg(long, default_value = "both")]
+        engine: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        pg: String,
+    },
+    /// Fills a workspace of a database (its first number) with conversations and messages.
+    Seed {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value_t = 100_000)]
+        conversations: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: i64,
     },
     /// The ceiling: a bare axum handler that verifies the signature and parses JSON (internal).
     Ceiling {
@@ -77,6 +101,18 @@ fn main() -> anyhow::Result<()> {
                 engine,
                 pg,
             } => scenarios::send(messages, &engine, &pg).await,
+            Command::Inbox {
+                conversations,
+                messages,
+                engine,
+                pg,
+            } => inbox::run(&engine, &pg, conversations, messages).await,
+            Command::Seed {
+                database_url,
+                workspace,
+                conversations,
+                messages,
+            } => inbox::seed_into(&database_url, &workspace, conversations, messages).await,
             Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,
             Command::Emulator {
                 listen,

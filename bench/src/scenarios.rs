@@ -89,7 +89,7 @@ fn exe(name: &str) -> String {
 }
 
 /// A fresh database of the engine with a workspace and one connected number.
-async fn fresh_db(
+pub(crate) async fn fresh_db(
     engine: &str,
     pg: &str,
     key: &app::server::crypto::SecretKey,
@@ -132,7 +132,7 @@ async fn fresh_db(
     Ok((url, db, number.id, pg_name))
 }
 
-async fn drop_pg(pg: &str, name: Option<String>) {
+pub(crate) async fn drop_pg(pg: &str, name: Option<String>) {
     if let Some(name) = name {
         if let Ok(admin) = sqlx::PgPool::connect(&format!("{pg}/postgres")).await {
             let _ = sqlx::Executor::execute(

@@ -161,6 +161,7 @@ mod tests {
     }
 }
 
+pub mod inbox;
 pub mod ingest;
 pub mod integrations;
 pub mod media;
@@ -290,7 +291,8 @@ impl Db {
                 sqlx::query_as(
                     "SELECT m.name, c.name, lower(c.type) FROM sqlite_master m \
                      JOIN pragma_table_info(m.name) c \
-                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+                     AND m.name NOT LIKE '%\\_fts%' ESCAPE '\\'",
                 )
                 .fetch_all(p)
                 .await?
@@ -298,7 +300,8 @@ impl Db {
             Db::Postgres(p) => {
                 sqlx::query_as(
                     "SELECT table_name::text, column_name::text, lower(data_type::text) FROM information_schema.columns \
-                     WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' \
+                     AND data_type <> 'tsvector'",
                 )
                 .fetch_all(p)
                 .await?

@@ -184,6 +184,8 @@ pub struct ConversationDto {
     pub last_message: Option<MessageDto>,
     pub last_activity_at: String,
     pub window: WindowDto,
+    /// The team's labels.
+    pub labels: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -220,6 +222,7 @@ pub(crate) async fn conversation_dto(
         None => None,
     };
     Ok(ConversationDto {
+        labels: serde_json::from_str(&c.labels).unwrap_or_default(),
         window: window(c.last_inbound_at, now_ms()),
         last_activity_at: rfc3339(c.last_message_at),
         assignee: match (c.assignee_id, c.assignee_email) {
@@ -246,19 +249,24 @@ pub(crate) async fn conversation_dto(
     })
 }
 
-/// Conversations, newest activity first.
+/// Conversations, newest activity first, optionally filtered.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, description = "1–200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, description = "1–200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("status" = Option<String>, Query, description = "open, pending, resolved or all"),
+        ("assignee" = Option<String>, Query, description = "me, unassigned, or a member's id"),
+        ("number_id" = Option<String>, Query, description = "one connected number")),
     responses((status = 200, body = ConversationList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: ApiCaller,
     Query(q): Query<PageQuery>,
+    Query(filter): Query<super::inbox::ListFilter>,
 ) -> Result<Json<ConversationList>, ApiError> {
     let limit = q.limit()?;
+    let filter = filter.resolve(&caller)?;
     let rows = state
         .db
-        .conversations(&caller.workspace_id, &q.position()?, limit + 1)
+        .inbox_conversations(&caller.workspace_id, &filter, &q.position()?, limit + 1)
         .await?;
     let more = rows.len() as i64 > limit;
     let mut data = Vec::new();

@@ -28,25 +28,36 @@ struct Cursor {
     wake: broadcast::Receiver<String>,
 }
 
+#[derive(serde::Deserialize)]
+pub struct Resume {
+    last_event_id: Option<String>,
+}
+
 /// Live events of the caller's workspace.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("bearer" = [])),
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event id"),
+        ("last_event_id" = Option<String>, Query, description = "the same, for a client that cannot set headers")),
     responses((status = 200, description = "text/event-stream of `message.created`, `message.updated`, `conversation.updated`, `template.updated`; each `data:` is `{type, workspace_id, data}`", content_type = "text/event-stream"),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
 pub async fn stream_events(
     State(state): State<AppState>,
     caller: ApiCaller,
     headers: HeaderMap,
+    axum::extract::Query(resume): axum::extract::Query<Resume>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let workspace_id = caller.workspace_id;
     let wake = state.events.subscribe();
     let mut pending = VecDeque::new();
+    // The header is what EventSource sends when it reconnects by itself; the query parameter
+    // is for a client that opens a new stream after noticing a drop.
+    let resume_from = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("?").to_string())
+        .or(resume.last_event_id);
     let position =
-        match headers.get("last-event-id") {
+        match resume_from {
             Some(v) => {
-                let id: i64 = v
-                    .to_str()
-                    .ok()
+                let id: i64 = Some(v.as_str())
                     .and_then(|s| s.trim().parse().ok())
                     .filter(|n: &i64| *n >= 0)
                     .ok_or_else(|| {
@@ -135,6 +146,11 @@ pub(crate) async fn render(state: &AppState, workspace_id: &str, kind: &str, dat
                 Ok(dto) => serde_json::to_value(dto).ok(),
                 Err(_) => None,
             },
+            _ => None,
+        }
+    } else if kind.starts_with("note.") {
+        match state.db.note(workspace_id, id).await {
+            Ok(Some(n)) => serde_json::to_value(super::inbox::NoteDto::from(n)).ok(),
             _ => None,
         }
     } else if kind.starts_with("template.") {

@@ -17,27 +17,7 @@ use crate::AppState;
 /// The largest upload accepted (Meta's largest kind, documents, is 100 MB).
 pub const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;
 
-/// Meta's supported types and their size limits, in bytes.
-pub fn limit_for(mime: &str) -> Option<(&'static str, usize)> {
-    const MB: usize = 1024 * 1024;
-    Some(match mime {
-        "image/jpeg" | "image/png" => ("image", 5 * MB),
-        "image/webp" => ("sticker", 500 * 1024),
-        "video/mp4" | "video/3gpp" => ("video", 16 * MB),
-        "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" => ("audio", 16 * MB),
-        "text/plain"
-        | "application/pdf"
-        | "application/vnd.ms-powerpoint"
-        | "application/msword"
-        | "application/vnd.ms-excel"
-        | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-        | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-        | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
-            ("document", 100 * MB)
-        }
-        _ => return None,
-    })
-}
+pub use app::domain::media_limit as limit_for;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct UploadedDto {

@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod error;
 pub mod events;
+pub mod inbox;
 pub mod media;
 pub mod messages;
 pub mod numbers;
@@ -30,7 +31,24 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi::document))
         .route("/numbers", get(numbers::list))
         .route("/conversations", get(conversations::list))
-        .route("/conversations/{id}", get(conversations::get_one))
+        .route(
+            "/conversations/{id}",
+            get(conversations::get_one).patch(inbox::update),
+        )
+        .route("/conversations/{id}/unread", post(inbox::mark_unread))
+        .route(
+            "/conversations/{id}/notes",
+            get(inbox::list_notes).post(inbox::add_note),
+        )
+        .route(
+            "/canned-responses",
+            get(inbox::list_canned).post(inbox::create_canned),
+        )
+        .route(
+            "/canned-responses/{id}",
+            axum::routing::delete(inbox::delete_canned),
+        )
+        .route("/search", get(inbox::search))
         .route("/conversations/{id}/messages", get(conversations::messages))
         .route("/conversations/{id}/read", post(messages::mark_read))
         .route("/messages", post(messages::send))

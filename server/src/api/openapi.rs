@@ -39,5 +39,12 @@ impl Modify for BearerAuth {
 
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(full())
+}
+
+/// The whole document: the core paths plus each area's own part.
+pub fn full() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::inbox::InboxDoc::openapi());
+    doc
 }

@@ -23,6 +23,8 @@ pub struct ConversationRow {
     pub assignee_email: Option<String>,
     pub assignee_name: Option<String>,
     pub last_message_id: Option<String>,
+    /// A JSON array of label strings.
+    pub labels: String,
 }
 
 /// A message as stored.
@@ -77,7 +79,7 @@ macro_rules! conversation_select {
     () => {
         "SELECT c.id, c.number_id, c.status, c.unread_count, c.last_inbound_at, c.last_message_at, \
          k.id AS contact_id, k.wa_id, k.bsuid, k.phone, k.name AS contact_name, k.profile_name, k.username, \
-         u.id AS assignee_id, u.email AS assignee_email, u.name AS assignee_name, c.last_message_id \
+         u.id AS assignee_id, u.email AS assignee_email, u.name AS assignee_name, c.last_message_id, c.labels \
          FROM conversations c JOIN contacts k ON k.id = c.contact_id LEFT JOIN users u ON u.id = c.assignee_id "
     };
 }
