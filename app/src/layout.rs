@@ -31,6 +31,7 @@ pub fn PublicLayout(children: Children) -> impl IntoView {
 pub fn AppLayout(session: SessionInfo, children: Children) -> impl IntoView {
     let (collapsed, set_collapsed) = signal(false);
     let workspace = session.current_workspace_name().unwrap_or_default();
+    let switcher = workspace_switcher(&session);
     view! {
         <div class="app-shell" class:collapsed=collapsed>
             <aside class="sidebar" aria-label="Main">
@@ -57,6 +58,7 @@ pub fn AppLayout(session: SessionInfo, children: Children) -> impl IntoView {
                         "☰"
                     </button>
                     <span class="workspace-name">{workspace}</span>
+                    {switcher}
                     <span class="spacer"></span>
                     <ThemeToggle />
                     <span class="user" title=session.user.email.clone()>
@@ -75,4 +77,28 @@ pub fn AppLayout(session: SessionInfo, children: Children) -> impl IntoView {
             </div>
         </div>
     }
+}
+
+/// For a member of several workspaces: a form that moves the session to another one
+/// (`POST /auth/workspace`, then the inbox). Works without JavaScript.
+fn workspace_switcher(session: &SessionInfo) -> Option<impl IntoView> {
+    if session.workspaces.len() < 2 {
+        return None;
+    }
+    let current = session.current_workspace.clone().unwrap_or_default();
+    let options = session
+        .workspaces
+        .iter()
+        .map(|w| {
+            let selected = w.id == current;
+            view! { <option value={w.id.clone()} selected={selected}>{w.name.clone()} " (" {w.role.clone()} ")"</option> }
+        })
+        .collect_view();
+    Some(view! {
+        <form class="workspace-switcher" method="post" action="/auth/workspace">
+            <label class="visually-hidden" for="workspace-select">"Workspace"</label>
+            <select id="workspace-select" name="workspace_id">{options}</select>
+            <button type="submit" class="link">"Switch"</button>
+        </form>
+    })
 }

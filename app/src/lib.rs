@@ -9,6 +9,7 @@ pub mod errors;
 pub mod inbox;
 pub mod layout;
 pub mod legal;
+pub mod settings;
 pub mod theme;
 
 #[cfg(feature = "ssr")]
@@ -68,6 +69,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/settings/canned-responses") view=inbox::CannedResponsesPage />
                 <Route path=path!("/privacy") view=legal::PrivacyPage />
                 <Route path=path!("/terms") view=legal::TermsPage />
+                <Route path=path!("/invite/:token") view=auth::invite::InvitePage />
+                <Route path=path!("/settings") view=settings::SettingsPage />
+                <Route path=path!("/settings/members") view=settings::MembersPage />
+                <Route path=path!("/settings/tokens") view=settings::TokensPage />
+                <Route path=path!("/settings/whatsapp") view=settings::NumbersPage />
+                <Route path=path!("/settings/profile") view=settings::ProfilePage />
             </Routes>
         </Router>
     }

@@ -247,6 +247,14 @@ fn with_fields(object: Value, fields: Option<&str>) -> Value {
     Value::Object(out)
 }
 
+/// A phone number node: Meta's default fields, or exactly the fields asked for (and `id`).
+fn number_fields(n: &crate::state::Number, fields: Option<&str>) -> Value {
+    match fields {
+        Some(_) => with_fields(n.graph_object_all_fields(), fields),
+        None => n.graph_object(),
+    }
+}
+
 /// `GET|POST|DELETE /{ver}/{id}`: a phone number, media, template or account node.
 pub async fn object(
     State(state): State<Arc<AppState>>,
@@ -265,7 +273,7 @@ pub async fn object(
     match method {
         Method::GET => {
             if let Some(n) = number {
-                return Ok(Json(with_fields(n.graph_object(), fields)));
+                return Ok(Json(number_fields(&n, fields)));
             }
             if let Some(m) = media {
                 let owner_ok = match (param(&params, "phone_number_id"), &m.phone_number_id) {
@@ -374,7 +382,7 @@ pub async fn edge(
                 s.numbers
                     .iter()
                     .filter(|n| n.waba_id == id)
-                    .map(|n| with_fields(n.graph_object(), fields))
+                    .map(|n| number_fields(n, fields))
                     .collect()
             });
             let cursors = json!({"before": "QVFIUmVmb3Jl", "after": "QVFIUmFmdGVy"});

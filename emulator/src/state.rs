@@ -65,6 +65,18 @@ impl Number {
             "throughput": {"level": "STANDARD"},
         })
     }
+
+    /// Every field the emulator knows, for `?fields=` projections: the default object plus
+    /// the messaging limit (the portfolio's `whatsapp_business_manager_messaging_limit`, and
+    /// the deprecated per-number `messaging_limit_tier`), which Meta returns only when asked.
+    pub fn graph_object_all_fields(&self) -> Value {
+        let mut v = self.graph_object();
+        v["whatsapp_business_manager_messaging_limit"] = json!("TIER_2K");
+        v["messaging_limit_tier"] = json!("TIER_1K");
+        v["account_mode"] = json!("LIVE");
+        v["name_status"] = json!("APPROVED");
+        v
+    }
 }
 
 /// Bytes held for a media id (uploaded by the business or registered for a customer).

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/dev", post(dev_sign_in))
         .route("/auth/logout", post(logout))
         .route("/auth/session", get(current_session))
+        .route("/auth/workspace", post(switch_workspace))
+        .route("/auth/invitations/{token}/accept", post(accept_invitation))
 }
 
 /// Refuses a cross-site form post: when the browser names an `Origin`, it must be ours.
@@ -67,6 +69,25 @@ fn client_meta(headers: &HeaderMap) -> (Option<String>, Option<String>) {
 #[derive(Deserialize)]
 struct DevForm {
     email: String,
+    /// Where to go after signing in (a path of ours, e.g. an invitation link); `/inbox` when
+    /// absent.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `next` when it is a path on this site, else `/inbox`: never a redirect off-site.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            p.to_string()
+        }
+        _ => "/inbox".to_string(),
+    }
 }
 
 /// Development sign-in by e-mail alone, only while `QONTAK_DEV_LOGIN=1` (404 otherwise).
@@ -99,16 +120,12 @@ async fn dev_sign_in(
             state.db.create_user(email.as_str(), &name).await?
         }
     };
-    let memberships = state.db.memberships_of(&user.id).await?;
-    let workspace_id = match memberships.first() {
-        Some(m) => m.workspace_id.clone(),
-        None => first_workspace(&state, &user.id, email.as_str()).await?,
-    };
+    let workspace_id = sign_in_workspace(&state, &user.id, email.as_str()).await?;
     let (ip, ua) = client_meta(&headers);
     let cookie = session::start(
         &state,
         &user.id,
-        Some(&workspace_id),
+        workspace_id.as_deref(),
         ip.as_deref(),
         ua.as_deref(),
     )
@@ -116,7 +133,7 @@ async fn dev_sign_in(
     state
         .db
         .audit(&AuditEntry {
-            workspace_id: Some(&workspace_id),
+            workspace_id: workspace_id.as_deref(),
             user_id: Some(&user.id),
             actor: email.as_str(),
             action: "auth.sign_in",
@@ -126,7 +143,25 @@ async fn dev_sign_in(
             ..Default::default()
         })
         .await?;
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/inbox")).into_response())
+    let next = local_path(form.next.as_deref());
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response())
+}
+
+/// The workspace a signing-in user starts in: their first one; for a first sign-in a new
+/// workspace they administer, unless an invitation waits for their e-mail (then none, until
+/// they accept it).
+async fn sign_in_workspace(
+    state: &AppState,
+    user_id: &str,
+    email: &str,
+) -> Result<Option<String>, ApiError> {
+    if let Some(m) = state.db.memberships_of(user_id).await?.first() {
+        return Ok(Some(m.workspace_id.clone()));
+    }
+    if state.db.has_open_invitation(email).await? {
+        return Ok(None);
+    }
+    Ok(Some(first_workspace(state, user_id, email).await?))
 }
 
 /// What Google posts: the ID token as `credential`, and in redirect mode the double-submit
@@ -307,16 +342,12 @@ async fn sign_in_with_token(
             "this e-mail address belongs to a user who signs in with another account of this provider",
         ));
     };
-    let memberships = state.db.memberships_of(&user.id).await?;
-    let workspace_id = match memberships.first() {
-        Some(m) => m.workspace_id.clone(),
-        None => first_workspace(state, &user.id, &user.email).await?,
-    };
+    let workspace_id = sign_in_workspace(state, &user.id, &user.email).await?;
     let (ip, ua) = client_meta(headers);
     let cookie = session::start(
         state,
         &user.id,
-        Some(&workspace_id),
+        workspace_id.as_deref(),
         ip.as_deref(),
         ua.as_deref(),
     )
@@ -325,7 +356,7 @@ async fn sign_in_with_token(
     state
         .db
         .audit(&AuditEntry {
-            workspace_id: Some(&workspace_id),
+            workspace_id: workspace_id.as_deref(),
             user_id: Some(&user.id),
             actor: &user.email,
             action: "auth.sign_in",
@@ -454,5 +485,181 @@ async fn current_session(
     match session::session_from_headers(&state, &headers).await? {
         Some(s) => Ok((StatusCode::OK, Json(s)).into_response()),
         None => Err(ApiError::Unauthorized("not signed in".into())),
+    }
+}
+
+#[derive(Deserialize)]
+struct WorkspaceChoice {
+    #[serde(default)]
+    workspace_id: String,
+}
+
+/// The signed-in user of a request, with the hash of their session id.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(UserRow, String)>, ApiError> {
+    let Some((user_id, _)) = session::current(state, headers).await? else {
+        return Ok(None);
+    };
+    let Some(id) = session::cookie_value(headers, session::COOKIE_NAME) else {
+        return Ok(None);
+    };
+    Ok(state
+        .db
+        .user(&user_id)
+        .await?
+        .map(|u| (u, app::server::crypto::hash_secret(id))))
+}
+
+/// `POST /auth/workspace` (form or JSON `workspace_id`): the session continues in another
+/// workspace the user belongs to. A form post answers 303 to the inbox, JSON 200.
+async fn switch_workspace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    same_origin(&state, &headers)?;
+    let form = is_form(&headers);
+    let body = if form {
+        Form::<WorkspaceChoice>::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?
+            .0
+    } else {
+        ApiJson::<WorkspaceChoice>::from_request(request, &state)
+            .await?
+            .0
+    };
+    let (user, session_hash) = signed_in(&state, &headers)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
+    let membership = state
+        .db
+        .memberships_of(&user.id)
+        .await?
+        .into_iter()
+        .find(|m| m.workspace_id == body.workspace_id)
+        .ok_or_else(|| ApiError::NotFound("you are not a member of this workspace".into()))?;
+    state
+        .db
+        .set_session_workspace(&session_hash, &membership.workspace_id)
+        .await?;
+    if form {
+        Ok(Redirect::to("/inbox").into_response())
+    } else {
+        Ok(Json(serde_json::json!({
+            "workspace_id": membership.workspace_id,
+            "role": membership.role,
+        }))
+        .into_response())
+    }
+}
+
+/// `POST /auth/invitations/{token}/accept`: the signed-in user whose e-mail the invitation
+/// names joins its workspace, once. A form post (the invitation page) answers 303 to the
+/// inbox, or back to the page with `?error=<code>`; JSON answers 200 or the error.
+async fn accept_invitation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    use app::server::db::teams::Acceptance;
+    same_origin(&state, &headers)?;
+    let form = is_form(&headers);
+    let well_formed = !token.is_empty()
+        && token.len() <= 128
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(ApiError::NotFound("no such invitation".into()));
+    }
+    let refuse = |status: StatusCode, code: &str, message: &str| -> Response {
+        if form {
+            Redirect::to(&format!("/invite/{token}?error={code}")).into_response()
+        } else {
+            error_response(status, code, message)
+        }
+    };
+    let Some((user, session_hash)) = signed_in(&state, &headers).await? else {
+        return Ok(if form {
+            Redirect::to(&format!("/login?next=/invite/{token}")).into_response()
+        } else {
+            error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "sign in first, then open the invitation link again",
+            )
+        });
+    };
+    let hash = app::server::crypto::hash_secret(&token);
+    let Some(invitation) = state.db.invitation_by_hash(&hash).await? else {
+        return Ok(refuse(
+            StatusCode::NOT_FOUND,
+            "invitation_not_found",
+            "this invitation link is not valid",
+        ));
+    };
+    let gone = |code: &str, message: &str| refuse(StatusCode::GONE, code, message);
+    if invitation.revoked_at.is_some() {
+        return Ok(gone(
+            "invitation_revoked",
+            "this invitation was withdrawn; ask an admin for a new one",
+        ));
+    }
+    if invitation.accepted_at.is_some() {
+        return Ok(gone(
+            "invitation_used",
+            "this invitation was already used; each link works once",
+        ));
+    }
+    if invitation.expires_at <= app::server::now_ms() {
+        return Ok(gone(
+            "invitation_expired",
+            "this invitation expired; ask an admin for a new one",
+        ));
+    }
+    if !invitation.email.eq_ignore_ascii_case(&user.email) {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "email_mismatch",
+            "this invitation is for another e-mail address: sign in with the account it was sent to",
+        ));
+    }
+    if state.db.accept_invitation(&invitation, &user.id).await? == Acceptance::Gone {
+        return Ok(gone(
+            "invitation_used",
+            "this invitation was already used; each link works once",
+        ));
+    }
+    state
+        .db
+        .set_session_workspace(&session_hash, &invitation.workspace_id)
+        .await?;
+    let (ip, ua) = client_meta(&headers);
+    let detail = serde_json::json!({"role": invitation.role}).to_string();
+    state
+        .db
+        .audit(&AuditEntry {
+            workspace_id: Some(&invitation.workspace_id),
+            user_id: Some(&user.id),
+            actor: &user.email,
+            action: "invitation.accepted",
+            target: Some(&invitation.id),
+            detail: &detail,
+            ip: ip.as_deref(),
+            user_agent: ua.as_deref(),
+        })
+        .await?;
+    if form {
+        Ok(Redirect::to("/inbox").into_response())
+    } else {
+        Ok(Json(serde_json::json!({
+            "workspace_id": invitation.workspace_id,
+            "role": invitation.role,
+            "redirect": "/inbox",
+        }))
+        .into_response())
     }
 }

@@ -155,7 +155,8 @@ fn credential_received(response: JsValue, error: RwSignal<Option<String>>, busy:
         match post_credential(credential).await {
             Ok(redirect) => {
                 if let Some(window) = web_sys::window() {
-                    let _ = window.location().set_href(&redirect);
+                    let target = next_param().unwrap_or(redirect);
+                    let _ = window.location().set_href(&target);
                 }
             }
             Err(message) => {
@@ -164,6 +165,18 @@ fn credential_received(response: JsValue, error: RwSignal<Option<String>>, busy:
             }
         }
     });
+}
+
+/// The page's `?next=` (where an invitation link sent the visitor to sign in), when it is a
+/// path of ours.
+fn next_param() -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let raw = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("next="))?;
+    let next: String = js_sys::decode_uri_component(raw).ok()?.into();
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
 }
 
 /// The `g_csrf_token` cookie, when Google's script set one: sent back in the body so the

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::layout::PublicLayout;
 
 pub mod google;
+pub mod invite;
 
 /// The signed-in user as the UI sees it (the same shape as `GET /auth/session`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +123,10 @@ where
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| fetch_login_options());
+    // Where to return after signing in (an invitation link); only a path of ours.
+    let next = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| q.get("next"))
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"));
     view! {
         <Title text="Sign in" />
         <PublicLayout>
@@ -129,12 +134,15 @@ pub fn LoginPage() -> impl IntoView {
                 <h1>"Sign in to Qontak"</h1>
                 <p class="muted">"Your team's WhatsApp inbox."</p>
                 <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match options.await {
-                            Ok(o) => login_methods(o).into_any(),
-                            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                        }
-                    })}
+                    {move || {
+                        let next = next.clone();
+                        Suspend::new(async move {
+                            match options.await {
+                                Ok(o) => login_methods(o, next).into_any(),
+                                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                            }
+                        })
+                    }}
                 </Suspense>
                 <p class="fineprint">
                     "By signing in you accept the " <a href="/terms">"terms"</a> " and the "
@@ -145,7 +153,7 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
-fn login_methods(options: LoginOptions) -> impl IntoView {
+fn login_methods(options: LoginOptions, next: Option<String>) -> impl IntoView {
     let google = match options.google_client_id {
         Some(client_id) => view! { <google::GoogleButton client_id /> }.into_any(),
         None => view! {
@@ -162,6 +170,7 @@ fn login_methods(options: LoginOptions) -> impl IntoView {
                 <p class="dev-badge">"Development sign-in — not for production"</p>
                 <label for="dev-email">"E-mail"</label>
                 <input id="dev-email" name="email" type="email" required autocomplete="email" placeholder="you@example.com" />
+                {next.map(|n| view! { <input type="hidden" name="next" value=n /> })}
                 <button type="submit" class="primary">"Sign in"</button>
             </form>
         }

@@ -167,6 +167,7 @@ pub mod integrations;
 pub mod media;
 pub mod outbox;
 pub mod read;
+pub mod teams;
 
 /// Which engine a `DATABASE_URL` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -296,7 +296,12 @@ impl Graph {
         token: &str,
         phone_number_id: &str,
     ) -> Result<Value, GraphError> {
-        let url = format!("{}?fields=verified_name,display_phone_number,quality_rating,throughput,messaging_limit_tier", self.url(phone_number_id));
+        // `messaging_limit_tier` is deprecated in favour of the portfolio-wide
+        // `whatsapp_business_manager_messaging_limit`; both are asked for, the newer one wins.
+        let url = format!(
+            "{}?fields=verified_name,display_phone_number,quality_rating,throughput,messaging_limit_tier,whatsapp_business_manager_messaging_limit",
+            self.url(phone_number_id)
+        );
         Self::answer(self.http.get(url).bearer_auth(token).send().await).await
     }
 

@@ -10,13 +10,14 @@ pub mod messages;
 pub mod numbers;
 pub mod openapi;
 pub mod paging;
+pub mod teams;
 pub mod templates;
 pub mod webhooks;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 
@@ -29,7 +30,26 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
-        .route("/numbers", get(numbers::list))
+        .route("/numbers", get(numbers::list).post(numbers::connect))
+        .route("/numbers/setup", get(numbers::setup))
+        .route("/numbers/{id}", patch(numbers::replace_token))
+        .route("/numbers/{id}/health", get(numbers::health))
+        .route("/members", get(teams::list_members))
+        .route(
+            "/members/invitations",
+            get(teams::list_invitations).post(teams::invite),
+        )
+        .route(
+            "/members/invitations/{id}",
+            delete(teams::revoke_invitation),
+        )
+        .route(
+            "/members/{user_id}",
+            patch(teams::change_role).delete(teams::remove_member),
+        )
+        .route("/tokens", get(teams::list_tokens).post(teams::create_token))
+        .route("/tokens/{id}", delete(teams::revoke_token))
+        .route("/me", get(teams::me).patch(teams::update_me))
         .route("/conversations", get(conversations::list))
         .route(
             "/conversations/{id}",

@@ -20,6 +20,22 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// Members, invitations, API tokens, the caller's profile, and number administration.
+#[derive(OpenApi)]
+#[openapi(
+    paths(super::numbers::connect, super::numbers::replace_token, super::numbers::setup, super::numbers::health,
+        super::teams::list_members, super::teams::change_role, super::teams::remove_member, super::teams::invite,
+        super::teams::list_invitations, super::teams::revoke_invitation, super::teams::list_tokens,
+        super::teams::create_token, super::teams::revoke_token, super::teams::me, super::teams::update_me),
+    components(schemas(super::numbers::ConnectNumber, super::numbers::ConnectedNumber, super::numbers::ReplaceToken,
+        super::numbers::WebhookSetup, super::numbers::HealthCheck, super::numbers::NumberHealth,
+        super::teams::MemberDto, super::teams::MemberList, super::teams::RoleChange, super::teams::NewInvitation,
+        super::teams::InvitationDto, super::teams::InvitationList, super::teams::NewToken, super::teams::TokenDto,
+        super::teams::TokenList, super::teams::MeDto, super::teams::ProfileChange)),
+    tags((name = "members", description = "Members, roles, invitations and one's own profile"), (name = "tokens", description = "API tokens"))
+)]
+pub struct TeamsDoc;
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -46,5 +62,6 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
 pub fn full() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::inbox::InboxDoc::openapi());
+    doc.merge(TeamsDoc::openapi());
     doc
 }

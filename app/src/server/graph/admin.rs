@@ -87,6 +87,28 @@ impl Graph {
         Self::answer(res).await.map(|_| ())
     }
 
+    /// `GET /{waba-id}/phone_numbers`: the ids of the phone numbers under a WABA (first page of
+    /// up to 100, plenty for one account).
+    pub async fn waba_phone_number_ids(
+        &self,
+        token: &str,
+        waba_id: &str,
+    ) -> Result<Vec<String>, GraphError> {
+        let url = format!(
+            "{}?fields=id&limit=100",
+            self.url(&format!("{waba_id}/phone_numbers"))
+        );
+        let v = Self::answer(self.http.get(url).bearer_auth(token).send().await).await?;
+        Ok(v.get("data")
+            .and_then(Value::as_array)
+            .map(|d| {
+                d.iter()
+                    .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `DELETE /{media-id}`.
     pub async fn delete_media(&self, token: &str, media_id: &str) -> Result<(), GraphError> {
         let res = self
