@@ -165,6 +165,7 @@ pub mod ingest;
 pub mod integrations;
 pub mod media;
 pub mod outbox;
+pub mod privacy;
 pub mod read;
 
 /// Which engine a `DATABASE_URL` names.

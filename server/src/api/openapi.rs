@@ -39,5 +39,7 @@ impl Modify for BearerAuth {
 
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::privacy::PrivacyDoc::openapi());
+    Json(doc)
 }
