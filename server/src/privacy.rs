@@ -356,9 +356,10 @@ fn stream_export(job: ExportJob, zip: bool, filename: &str) -> Response {
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    // `poll_recv` keeps answering `None` once the channel is done, however often the body is
+    // polled after its end (an `unfold` stream panics then).
+    let mut rx = rx;
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let (content_type, ext) = if zip {
         ("application/zip", "zip")
     } else {
