@@ -460,7 +460,30 @@ async fn first_workspace(state: &AppState, user_id: &str, email: &str) -> Result
 /// Ends the session and clears the cookie.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     same_origin(&state, &headers)?;
+    let signed_in = session::current(&state, &headers).await?;
     session::end(&state, &headers).await?;
+    if let Some((user_id, workspace_id)) = signed_in {
+        let (ip, ua) = client_meta(&headers);
+        let actor = state
+            .db
+            .user(&user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        state
+            .db
+            .audit(&AuditEntry {
+                workspace_id: workspace_id.as_deref(),
+                user_id: Some(&user_id),
+                actor: &actor,
+                action: "auth.sign_out",
+                ip: ip.as_deref(),
+                user_agent: ua.as_deref(),
+                detail: "{}",
+                ..Default::default()
+            })
+            .await?;
+    }
     let cookie = session::clear_cookie(state.site.secure_cookies);
     let wants_json = headers
         .get(header::ACCEPT)

@@ -126,6 +126,16 @@ pub enum AdminCommand {
         #[arg(long)]
         display_phone: Option<String>,
     },
+    /// Print a workspace's audit log, newest first: time, actor, action, target, IP.
+    Audit {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only this action (or its prefix, such as `auth`).
+        #[arg(long)]
+        action: Option<String>,
+    },
 }
 
 /// Parses arguments and configuration, runs the command, and maps failures to exit codes.
@@ -270,6 +280,29 @@ pub async fn run_webhooks(db: &Db, command: WebhooksCommand) -> anyhow::Result<(
 /// Runs one admin command against an open database.
 pub async fn run_admin(db: &Db, config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::Audit {
+            workspace,
+            limit,
+            action,
+        } => {
+            let ws = workspace_id(db, &workspace).await?;
+            let filter = app::server::db::privacy::AuditFilter {
+                action,
+                limit: limit.clamp(1, 10_000),
+                ..Default::default()
+            };
+            for e in db.audit_search(&ws, &filter).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    app::server::rfc3339(e.created_at),
+                    e.actor,
+                    e.action,
+                    e.target.as_deref().unwrap_or("-"),
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.detail
+                );
+            }
+        }
         AdminCommand::CreateWorkspace { name } => {
             let name = name.trim();
             anyhow::ensure!(!name.is_empty(), "the workspace name cannot be empty");

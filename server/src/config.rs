@@ -40,6 +40,8 @@ pub struct Config {
     pub allow_private_urls: bool,
     /// First retry delay of integrator webhook deliveries (`QONTAK_WEBHOOK_BACKOFF_MS`).
     pub webhook_backoff_ms: i64,
+    /// Rate limits and trusted proxies (`QONTAK_RATE_*`, `QONTAK_TRUSTED_PROXIES`).
+    pub limits: crate::limits::LimitSettings,
     /// Warnings to log once logging is up (a generated key, an old Graph version).
     pub warnings: Vec<String>,
 }
@@ -168,6 +170,27 @@ impl Config {
             None => 5_000,
         };
 
+        let mut limits = crate::limits::LimitSettings::default();
+        for (name, slot) in [
+            ("QONTAK_RATE_SIGNIN", &mut limits.signin),
+            ("QONTAK_RATE_API", &mut limits.api),
+            ("QONTAK_RATE_WEBHOOK", &mut limits.webhook),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = crate::limits::Rate::parse(&v)
+                    .map_err(|e| ConfigError(format!("{name}: {e}")))?;
+            }
+        }
+        if let Some(v) = get("QONTAK_TRUSTED_PROXIES") {
+            for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                limits.trusted_proxies.push(part.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "QONTAK_TRUSTED_PROXIES: `{part}` is not an IP address"
+                    ))
+                })?);
+            }
+        }
+
         let graph_version = get("META_GRAPH_VERSION").unwrap_or_else(|| "v25.0".into());
         if let Some(w) = graph_version_warning(&graph_version, app::server::now_ms()) {
             warnings.push(w);
@@ -201,6 +224,7 @@ impl Config {
             media,
             allow_private_urls,
             webhook_backoff_ms,
+            limits,
             company_name: get("QONTAK_COMPANY_NAME").unwrap_or_else(|| app::legal::DEFAULT_COMPANY.into()),
             contact_email: get("QONTAK_CONTACT_EMAIL").unwrap_or_else(|| app::legal::DEFAULT_CONTACT_EMAIL.into()),
             warnings,

@@ -35,6 +35,10 @@ use crate::AppState;
 /// elsewhere stop at axum's 2 MB default; only media uploads go beyond, up to
 /// [`crate::api::media::MAX_UPLOAD_BYTES`].
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Sign-in forms and JSON, and Meta's deletion callback: small.
+pub const AUTH_BODY_BYTES: usize = 64 * 1024;
+/// JSON bodies of the integration API (media uploads have their own limit).
+pub const API_BODY_BYTES: usize = 1024 * 1024;
 
 /// Builds the state every handler shares, and starts the background workers.
 pub fn state(config: &Config, db: Db) -> AppState {
@@ -97,11 +101,21 @@ pub fn state(config: &Config, db: Db) -> AppState {
         leptos_options,
     };
     crate::integrations::start(state.clone(), config.webhook_backoff_ms);
+    crate::privacy::start_retention(state.clone(), Duration::from_secs(3600));
     state
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    router_with_limits(state, &crate::limits::LimitSettings::default())
+}
+
+/// The whole HTTP surface, with the configured rate limits.
+pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    let limiters = crate::limits::Limiters::new(limits);
+    // HSTS only when people reach us over https (a plain-http install would lock itself out).
+    let state_https = state.site.public_url.starts_with("https://");
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let fallback_state = state.clone();
@@ -111,10 +125,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(crate::auth::router())
+        .merge(crate::auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
+        .merge(crate::privacy::public_router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
         .merge(crate::webhooks::router())
         .route("/media/{message_id}", get(crate::media::serve))
-        .nest("/api/v1", crate::api::router())
+        .nest(
+            "/api/v1",
+            crate::api::router().layer(DefaultBodyLimit::max(API_BODY_BYTES)),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -132,6 +150,17 @@ pub fn router(state: AppState) -> Router {
         // Layers run outside-in from the bottom: the request id is set first so the trace
         // span carries it; headers and compression wrap every answer, pages and API alike.
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::map_response(
+            move |mut res: axum::response::Response| async move {
+                if state_https {
+                    res.headers_mut().insert(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                    );
+                }
+                res
+            },
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
@@ -148,6 +177,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(crate::api::media::MAX_UPLOAD_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(crate::limits::json_refusals))
+        .layer(axum::middleware::from_fn_with_state(limiters, crate::limits::enforce))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             // The path only: a query string may carry a verify token.
@@ -187,7 +218,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.site_addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, engine = ?config.engine, "serving Qontak at {}", config.public_url);
-    axum::serve(listener, router(state))
+    let app = router_with_limits(state, &config.limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     db.close().await;

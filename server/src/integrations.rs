@@ -13,6 +13,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use app::server::db::integrations::DeliveryRow;
+use app::server::safe_url::{self, Outcome};
 use app::server::{crypto, now_ms};
 
 use crate::AppState;
@@ -31,12 +32,10 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 
 /// Starts the dispatcher on the current runtime.
 pub fn start(state: AppState, backoff_base_ms: i64) {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("HTTP client");
+    // Redirects are followed by hand and every hop (and every resolved name) is checked.
+    let refuse = app::server::safe_url::policy(state.site.allow_private_urls);
+    let http = app::server::safe_url::client(&refuse, Duration::from_secs(10));
+    let guard = (http, refuse);
     tokio::spawn(async move {
         let mut wake = state.events.subscribe();
         loop {
@@ -48,7 +47,7 @@ pub fn start(state: AppState, backoff_base_ms: i64) {
                     let tasks: Vec<_> = batch
                         .into_iter()
                         .map(|d| {
-                            tokio::spawn(deliver(state.clone(), http.clone(), d, backoff_base_ms))
+                            tokio::spawn(deliver(state.clone(), guard.clone(), d, backoff_base_ms))
                         })
                         .collect();
                     for t in tasks {
@@ -67,7 +66,12 @@ pub fn start(state: AppState, backoff_base_ms: i64) {
     });
 }
 
-async fn deliver(state: AppState, http: reqwest::Client, d: DeliveryRow, backoff_base_ms: i64) {
+async fn deliver(
+    state: AppState,
+    (http, refuse): (reqwest::Client, app::server::safe_url::Refuse),
+    d: DeliveryRow,
+    backoff_base_ms: i64,
+) {
     let Ok(Some(endpoint)) = state.db.endpoint(&d.endpoint_id).await else {
         return;
     };
@@ -91,24 +95,29 @@ async fn deliver(state: AppState, http: reqwest::Client, d: DeliveryRow, backoff
     let body = json!({"id": d.event_id.to_string(), "type": d.event_type, "workspace_id": d.workspace_id, "data": data});
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let t = now_ms() / 1000;
-    let result = http
-        .post(&endpoint.url)
-        .header("content-type", "application/json")
-        .header("user-agent", "Qontak-Webhooks/1")
-        .header("x-qontak-event", &d.event_type)
-        .header("x-qontak-event-id", d.event_id.to_string())
-        .header("x-qontak-signature", signature(&secret, t, &bytes))
-        .body(bytes)
-        .send()
-        .await;
+    let sig = signature(&secret, t, &bytes);
+    let result = safe_url::send(&http, &refuse, &endpoint.url, |client, url, _| {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("user-agent", "Qontak-Webhooks/1")
+            .header("x-qontak-event", &d.event_type)
+            .header("x-qontak-event-id", d.event_id.to_string())
+            .header("x-qontak-signature", &sig)
+            .body(bytes.clone())
+    })
+    .await;
     let (ok, status, error) = match result {
-        Ok(r) if r.status().is_success() => (true, Some(r.status().as_u16() as i64), None),
-        Ok(r) => (
+        Outcome::Response(r) if r.status().is_success() => {
+            (true, Some(r.status().as_u16() as i64), None)
+        }
+        Outcome::Response(r) => (
             false,
             Some(r.status().as_u16() as i64),
             Some(format!("answered HTTP {}", r.status().as_u16())),
         ),
-        Err(e) => (false, None, Some(e.without_url().to_string())),
+        Outcome::Refused(e) => (false, None, Some(format!("refused: {e}"))),
+        Outcome::Failed(e) => (false, None, Some(e.without_url().to_string())),
     };
     let now = now_ms();
     let outcome = if ok {

@@ -7,7 +7,9 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod integrations;
+pub mod limits;
 pub mod media;
+pub mod privacy;
 pub mod webhooks;
 
 pub use app::server::state::AppState;

@@ -166,6 +166,7 @@ pub mod ingest;
 pub mod integrations;
 pub mod media;
 pub mod outbox;
+pub mod privacy;
 pub mod read;
 pub mod teams;
 

@@ -9,8 +9,10 @@ pub mod idtoken;
 pub mod ingest;
 pub mod media;
 pub mod outbox;
+pub mod safe_url;
 pub mod send;
 pub mod session;
+pub mod signed_request;
 pub mod state;
 pub mod webhook;
 

@@ -91,6 +91,16 @@ pub async fn send(
             format!("a `{kind}` object is required for type {kind}"),
         )
     })?;
+    if let Some(link) = object.get("link").and_then(Value::as_str) {
+        // Meta fetches the link; still, never hand out a URL into our own network.
+        let refuse = app::server::safe_url::policy(state.site.allow_private_urls);
+        use app::server::safe_url::UrlError;
+        if let Err(e @ (UrlError::Internal | UrlError::Invalid)) =
+            app::server::safe_url::check(link, &refuse).await
+        {
+            return Err(invalid(format!("{kind}.link"), e.to_string()));
+        }
+    }
     let mut object = check(kind, &object)?;
 
     let (contact_id, to_digits, bsuid) = match (text(&body, "to")?, text(&body, "contact_id")?) {

@@ -86,6 +86,20 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/export", get(crate::privacy::export))
+        .route("/contacts/{id}/export", get(crate::privacy::export_contact))
+        .route("/contacts/{id}/erase", post(crate::privacy::erase_contact))
+        .route("/me/export", get(crate::privacy::export_me))
+        .route("/me", axum::routing::delete(crate::privacy::delete_me))
+        .route(
+            "/workspace",
+            axum::routing::delete(crate::privacy::delete_workspace),
+        )
+        .route(
+            "/settings/retention",
+            get(crate::privacy::get_retention).put(crate::privacy::put_retention),
+        )
+        .route("/audit", get(crate::privacy::audit))
         .fallback(|| async {
             ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
         })

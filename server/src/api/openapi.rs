@@ -63,5 +63,6 @@ pub fn full() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::inbox::InboxDoc::openapi());
     doc.merge(TeamsDoc::openapi());
+    doc.merge(crate::privacy::PrivacyDoc::openapi());
     doc
 }

@@ -106,7 +106,8 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = server::http::router(state.clone());
+    let router = server::http::router_with_limits(state.clone(), &config.limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
     });
