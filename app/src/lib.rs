@@ -3,7 +3,10 @@
 //! [`server`], compiled with the `ssr` feature.
 #![recursion_limit = "256"]
 
+pub mod api_client;
 pub mod auth;
+pub mod broadcasts;
+pub mod contacts;
 pub mod domain;
 pub mod errors;
 pub mod inbox;
@@ -67,6 +70,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/inbox") view=inbox::InboxPage />
                 <Route path=path!("/privacy") view=legal::PrivacyPage />
                 <Route path=path!("/terms") view=legal::TermsPage />
+                <Route path=path!("/contacts") view=contacts::ContactsPage />
+                <Route path=path!("/broadcasts") view=broadcasts::BroadcastsPage />
             </Routes>
         </Router>
     }

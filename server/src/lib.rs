@@ -3,11 +3,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod broadcasts;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod imports;
 pub mod integrations;
 pub mod media;
+pub mod phone;
 pub mod webhooks;
 
 pub use app::server::state::AppState;

@@ -161,6 +161,8 @@ mod tests {
     }
 }
 
+pub mod broadcasts;
+pub mod contacts;
 pub mod ingest;
 pub mod integrations;
 pub mod media;
