@@ -43,6 +43,7 @@ pub fn AppLayout(session: SessionInfo, children: Children) -> impl IntoView {
                     <a href="/inbox">"Inbox"</a>
                     <a href="/contacts">"Contacts"</a>
                     <a href="/templates">"Templates"</a>
+                    <a href="/broadcasts">"Broadcasts"</a>
                     <a href="/settings">"Settings"</a>
                 </nav>
             </aside>

@@ -3,7 +3,10 @@
 //! [`server`], compiled with the `ssr` feature.
 #![recursion_limit = "256"]
 
+pub mod api_client;
 pub mod auth;
+pub mod broadcasts;
+pub mod contacts;
 pub mod domain;
 pub mod errors;
 pub mod inbox;
@@ -75,6 +78,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/settings/tokens") view=settings::TokensPage />
                 <Route path=path!("/settings/whatsapp") view=settings::NumbersPage />
                 <Route path=path!("/settings/profile") view=settings::ProfilePage />
+                <Route path=path!("/contacts") view=contacts::ContactsPage />
+                <Route path=path!("/broadcasts") view=broadcasts::BroadcastsPage />
             </Routes>
         </Router>
     }

@@ -5,6 +5,7 @@
 //! webhooks), the emulator's own request rate (the ceiling for sends). Servers run as separate
 //! processes pinned to one core where the machine allows, the load generator on another.
 
+mod import;
 mod inbox;
 mod load;
 mod report;
@@ -50,6 +51,17 @@ enum Command {
         messages: i64,
         /// sqlite, postgres or both.
         #[arg(long, default_value = "both")]
+        engine: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        pg: String,
+    },
+    /// CSV contact import (100k and 400k rows, 1% bad) and export through the HTTP API:
+    /// rows/s and the server's peak memory.
+    Import {
+        /// Comma-separated row counts.
+        #[arg(long, default_value = "100000,400000")]
+        rows: String,
+        #[arg(long, default_value = "sqlite")]
         engine: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         pg: String,
@@ -113,6 +125,13 @@ fn main() -> anyhow::Result<()> {
                 conversations,
                 messages,
             } => inbox::seed_into(&database_url, &workspace, conversations, messages).await,
+            Command::Import { rows, engine, pg } => {
+                let sizes: Vec<usize> = rows
+                    .split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect();
+                import::import(&sizes, &engine, &pg).await
+            }
             Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,
             Command::Emulator {
                 listen,

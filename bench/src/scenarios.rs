@@ -19,7 +19,7 @@ const SECRET: &str = "bench-app-secret";
 const PNID: &str = "100000000000002";
 const WABA: &str = "100000000000001";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a free port")
         .local_addr()
@@ -29,6 +29,13 @@ fn free_port() -> u16 {
 
 /// A child process that is killed and reaped when dropped, whatever path the benchmark takes.
 pub struct Proc(Child);
+
+impl Proc {
+    /// The process id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -62,7 +69,7 @@ fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     )
 }
 
-async fn wait_ready(url: &str) {
+pub(crate) async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..600 {
         if client
@@ -217,7 +224,7 @@ pub async fn emulator(listen: &str, webhook_url: &str, secret: &str) -> anyhow::
     Ok(())
 }
 
-fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
+pub(crate) fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("DATABASE_URL", db_url.to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),

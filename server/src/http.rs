@@ -91,6 +91,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
             dev_login: config.dev_login,
             secure_cookies: config.secure_cookies(),
             allow_private_urls: config.allow_private_urls,
+            data_dir: config.data_dir.clone(),
         }),
         meta: Arc::new(MetaSettings {
             app_secret: config.meta_app_secret.clone(),
@@ -102,6 +103,8 @@ pub fn state(config: &Config, db: Db) -> AppState {
     };
     crate::integrations::start(state.clone(), config.webhook_backoff_ms);
     crate::privacy::start_retention(state.clone(), Duration::from_secs(3600));
+    crate::imports::start(state.clone(), config.data_dir.clone());
+    crate::broadcasts::start(state.clone());
     state
 }
 

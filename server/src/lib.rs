@@ -3,13 +3,16 @@
 
 pub mod api;
 pub mod auth;
+pub mod broadcasts;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod imports;
 pub mod integrations;
 pub mod limits;
 pub mod media;
 pub mod privacy;
+pub mod phone;
 pub mod webhooks;
 
 pub use app::server::state::AppState;

@@ -162,6 +162,8 @@ mod tests {
 }
 
 pub mod inbox;
+pub mod broadcasts;
+pub mod contacts;
 pub mod ingest;
 pub mod integrations;
 pub mod media;

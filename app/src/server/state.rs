@@ -20,6 +20,8 @@ pub struct SiteInfo {
     pub secure_cookies: bool,
     /// Outbound URLs (integrator webhooks) may point to private addresses: development only.
     pub allow_private_urls: bool,
+    /// `QONTAK_DATA_DIR`: uploaded import files wait here while their jobs run.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Meta app settings the webhook and Graph code need. Secrets never reach a log line.

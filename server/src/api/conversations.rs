@@ -49,6 +49,8 @@ pub struct ContactDto {
     pub username: Option<String>,
     #[schema(value_type = Object)]
     pub attributes: Value,
+    /// Lower-case labels, sorted.
+    pub labels: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -64,6 +66,7 @@ impl From<ContactRow> for ContactDto {
             profile_name: c.profile_name,
             username: c.username,
             attributes: serde_json::from_str(&c.attributes).unwrap_or_default(),
+            labels: Vec::new(),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
         }
@@ -340,50 +343,6 @@ pub async fn messages(
     };
     let data = page.into_iter().rev().map(MessageDto::from).collect();
     Ok(Json(MessageList { data, next_cursor }))
-}
-
-/// Contacts, newest first.
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ContactList), (status = 400, body = super::error::ErrorBody)))]
-pub async fn contacts(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ContactList>, ApiError> {
-    let limit = q.limit()?;
-    let rows = state
-        .db
-        .contacts(&caller.workspace_id, &q.position()?, limit + 1)
-        .await?;
-    let more = rows.len() as i64 > limit;
-    let page: Vec<ContactRow> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        page.last().map(|c| encode(&(c.created_at, c.id.clone())))
-    } else {
-        None
-    };
-    Ok(Json(ContactList {
-        data: page.into_iter().map(ContactDto::from).collect(),
-        next_cursor,
-    }))
-}
-
-/// One contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = ContactDto), (status = 404, body = super::error::ErrorBody)))]
-pub async fn contact(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Path(id): Path<String>,
-) -> Result<Json<ContactDto>, ApiError> {
-    let c = state
-        .db
-        .contact(&caller.workspace_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such contact".into()))?;
-    Ok(Json(c.into()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! The integration API under `/api/v1`: bearer tokens, JSON in and out, our error shape for
 //! every failure (malformed JSON and unknown routes included), and its OpenAPI document.
 
+pub mod broadcasts;
+pub mod contacts;
 pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod inbox;
+pub mod imports;
 pub mod media;
 pub mod messages;
 pub mod numbers;
@@ -79,8 +82,41 @@ pub fn router() -> Router<AppState> {
             )),
         )
         .route("/conversations/{id}/typing", post(messages::typing))
-        .route("/contacts", get(conversations::contacts))
-        .route("/contacts/{id}", get(conversations::contact))
+        .route("/contacts", get(contacts::list).post(contacts::create))
+        .route("/contacts/labels", get(contacts::labels))
+        .route("/contacts/export.csv", get(contacts::export))
+        .route(
+            "/contacts/imports",
+            get(imports::list)
+                .post(imports::create)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    media::MAX_UPLOAD_BYTES,
+                )),
+        )
+        .route(
+            "/contacts/imports/preview",
+            post(imports::preview).layer(axum::extract::DefaultBodyLimit::max(
+                media::MAX_UPLOAD_BYTES,
+            )),
+        )
+        .route("/contacts/imports/{id}", get(imports::get_one))
+        .route(
+            "/contacts/imports/{id}/errors.csv",
+            get(imports::errors_csv),
+        )
+        .route(
+            "/contacts/{id}",
+            get(contacts::get_one)
+                .patch(contacts::update)
+                .delete(contacts::delete),
+        )
+        .route("/contacts/{id}/merge", post(contacts::merge))
+        .route(
+            "/broadcasts",
+            get(broadcasts::list).post(broadcasts::create),
+        )
+        .route("/broadcasts/{id}", get(broadcasts::get_one))
+        .route("/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/events", get(events::stream_events))
         .route("/templates", get(templates::list))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

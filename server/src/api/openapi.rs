@@ -7,16 +7,21 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Qontak integration API", description = "WhatsApp Business inbox: numbers, contacts, conversations, messages, templates and live events."),
-    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::conversations::contacts, super::conversations::contact, super::events::stream_events, super::templates::list, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
+    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::contacts::list, super::contacts::get_one, super::contacts::create, super::contacts::update, super::contacts::delete, super::contacts::merge, super::contacts::labels, super::contacts::export,
+        super::imports::preview, super::imports::create, super::imports::list, super::imports::get_one, super::imports::errors_csv,
+        super::broadcasts::create, super::broadcasts::list, super::broadcasts::get_one, super::broadcasts::cancel, super::events::stream_events, super::templates::list, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
         super::webhooks::create, super::webhooks::list, super::webhooks::delete, super::webhooks::deliveries),
     components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::numbers::NumberDto, super::numbers::NumberList,
         super::conversations::ConversationList, super::conversations::ConversationDto, super::conversations::MessageList,
         super::conversations::MessageDto, super::conversations::ContactList, super::conversations::ContactDto,
         super::conversations::ConversationContactDto, super::conversations::AssigneeDto, super::conversations::ErrorInfoDto,
         super::conversations::WindowDto, super::templates::TemplateDto, super::templates::TemplateList,
-        super::media::UploadedDto, super::webhooks::NewEndpoint, super::webhooks::EndpointDto, super::webhooks::EndpointList, super::webhooks::DeliveryDto, super::webhooks::DeliveryList)),
+        super::media::UploadedDto, super::webhooks::NewEndpoint, super::webhooks::EndpointDto, super::webhooks::EndpointList, super::webhooks::DeliveryDto, super::webhooks::DeliveryList,
+        super::contacts::NewContactBody, super::contacts::ContactPatchBody, super::contacts::MergeBody, super::contacts::LabelDto, super::contacts::LabelList,
+        super::imports::ImportDto, super::imports::ImportList, super::imports::PreviewDto,
+        super::broadcasts::NewBroadcastBody, super::broadcasts::TemplateRef, super::broadcasts::BroadcastDto, super::broadcasts::BroadcastList, super::broadcasts::ProgressDto, super::broadcasts::FailureDto, crate::broadcasts::Audience, crate::broadcasts::Source)),
     modifiers(&BearerAuth),
-    tags((name = "numbers", description = "Connected WhatsApp numbers"), (name = "conversations", description = "Conversations and their messages"), (name = "contacts", description = "Customers"), (name = "events", description = "Live changes (Server-Sent Events)"), (name = "templates", description = "Message templates"), (name = "messages", description = "Sending messages"), (name = "webhooks", description = "Outgoing webhooks for integrators"))
+    tags((name = "numbers", description = "Connected WhatsApp numbers"), (name = "conversations", description = "Conversations and their messages"), (name = "contacts", description = "Customers"), (name = "events", description = "Live changes (Server-Sent Events)"), (name = "templates", description = "Message templates"), (name = "messages", description = "Sending messages"), (name = "webhooks", description = "Outgoing webhooks for integrators"), (name = "broadcasts", description = "A template to a contact segment, at the number's pace"))
 )]
 pub struct ApiDoc;
 

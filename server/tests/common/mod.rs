@@ -180,3 +180,18 @@ pub async fn error_code(response: reqwest::Response) -> String {
     );
     code
 }
+
+/// Runs a statement on the test database (to set up states the API does not create).
+pub async fn exec(db: &Db, sql: String) {
+    match db {
+        Db::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Db::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .expect("test SQL runs");
+}

@@ -429,7 +429,7 @@ impl Db {
 
 macro_rules! outbox_impl {
     ($module:ident, $db:ty, $ingest:ident) => {
-        mod $module {
+        pub(super) mod $module {
             use super::*;
             use crate::server::db::ingest::$ingest as tx_ops;
 
