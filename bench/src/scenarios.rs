@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use crate::load::{self, Shot};
 use crate::report::publish;
 
-const SECRET: &str = "bench-app-secret";
-const PNID: &str = "100000000000002";
-const WABA: &str = "100000000000001";
+pub(crate) const SECRET: &str = "bench-app-secret";
+pub(crate) const PNID: &str = "100000000000002";
+pub(crate) const WABA: &str = "100000000000001";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a free port")
         .local_addr()
@@ -62,7 +62,7 @@ fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     )
 }
 
-async fn wait_ready(url: &str) {
+pub(crate) async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..600 {
         if client
@@ -78,7 +78,7 @@ async fn wait_ready(url: &str) {
     panic!("{url} never answered");
 }
 
-fn exe(name: &str) -> String {
+pub(crate) fn exe(name: &str) -> String {
     let here = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join(name)));
@@ -89,7 +89,7 @@ fn exe(name: &str) -> String {
 }
 
 /// A fresh database of the engine with a workspace and one connected number.
-async fn fresh_db(
+pub(crate) async fn fresh_db(
     engine: &str,
     pg: &str,
     key: &app::server::crypto::SecretKey,
@@ -132,7 +132,7 @@ async fn fresh_db(
     Ok((url, db, number.id, pg_name))
 }
 
-async fn drop_pg(pg: &str, name: Option<String>) {
+pub(crate) async fn drop_pg(pg: &str, name: Option<String>) {
     if let Some(name) = name {
         if let Ok(admin) = sqlx::PgPool::connect(&format!("{pg}/postgres")).await {
             let _ = sqlx::Executor::execute(
@@ -145,7 +145,7 @@ async fn drop_pg(pg: &str, name: Option<String>) {
     }
 }
 
-fn text(run: &str, i: usize, j: usize) -> Value {
+pub(crate) fn text(run: &str, i: usize, j: usize) -> Value {
     json!({"from": format!("1555{:07}", i % 5000), "id": format!("wamid.{run}.{i}.{j}"), "timestamp": "1700000000", "type": "text", "text": {"body": format!("Hello, is order {i} on its way?")}})
 }
 
@@ -217,7 +217,7 @@ pub async fn emulator(listen: &str, webhook_url: &str, secret: &str) -> anyhow::
     Ok(())
 }
 
-fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
+pub(crate) fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
     let mut env = vec![
         ("DATABASE_URL", db_url.to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),

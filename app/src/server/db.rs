@@ -164,6 +164,7 @@ mod tests {
 pub mod ingest;
 pub mod integrations;
 pub mod media;
+pub mod metrics;
 pub mod outbox;
 pub mod read;
 

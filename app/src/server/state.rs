@@ -20,6 +20,8 @@ pub struct SiteInfo {
     pub secure_cookies: bool,
     /// Outbound URLs (integrator webhooks) may point to private addresses: development only.
     pub allow_private_urls: bool,
+    /// Who may scrape `/metrics`.
+    pub metrics: super::metrics::MetricsAccess,
 }
 
 /// Meta app settings the webhook and Graph code need. Secrets never reach a log line.
