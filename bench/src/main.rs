@@ -78,9 +78,9 @@ enum Command {
         /// Total time under load, over all cycles.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 100)]
         webhook_rate: u32,
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = 20)]
         send_rate: u32,
         /// sqlite or postgres.
         #[arg(long, default_value = "sqlite")]
