@@ -54,11 +54,53 @@ pub async fn run_with_header(
     duration: Duration,
     extra: (&'static str, &'static str),
 ) -> Outcome {
-    let next = Arc::new(AtomicUsize::new(0));
+    let url = Arc::new(url.to_string());
+    drive(connections, duration, move |client, i| {
+        let shot = shots.get(i)?;
+        let request = client
+            .post(url.as_str())
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", &shot.signature)
+            .header(extra.0, extra.1)
+            .body(shot.body.clone());
+        Some((request, shot.messages))
+    })
+    .await
+}
+
+/// GETs `url` with `headers` from `connections` keep-alive connections for `duration`.
+pub async fn run_get(
+    url: &str,
+    headers: Vec<(String, String)>,
+    connections: usize,
+    duration: Duration,
+) -> Outcome {
+    let (url, headers) = (Arc::new(url.to_string()), Arc::new(headers));
+    drive(connections, duration, move |client, _| {
+        let mut request = client.get(url.as_str());
+        for (k, v) in headers.iter() {
+            request = request.header(k, v);
+        }
+        Some((request, 0))
+    })
+    .await
+}
+
+/// Sends the requests `next` makes (by sequence number, with a message count) from
+/// `connections` keep-alive connections until `duration` passes or `next` has no more.
+async fn drive<F>(connections: usize, duration: Duration, next: F) -> Outcome
+where
+    F: Fn(&reqwest::Client, usize) -> Option<(reqwest::RequestBuilder, usize)>
+        + Send
+        + Sync
+        + 'static,
+{
+    let next = Arc::new(next);
+    let counter = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (url, shots, next) = (url.to_string(), shots.clone(), next.clone());
+        let (next, counter) = (next.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -68,23 +110,18 @@ pub async fn run_with_header(
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
             let (mut ok, mut errors, mut messages) = (0u64, 0u64, 0u64);
             while start.elapsed() < duration {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(shot) = shots.get(i) else { break };
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let Some((request, count)) = next(&client, i) else {
+                    break;
+                };
                 let t = Instant::now();
-                let res = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", &shot.signature)
-                    .header(extra.0, extra.1)
-                    .body(shot.body.clone())
-                    .send()
-                    .await;
-                let micros = t.elapsed().as_micros() as u64;
+                let res = request.send().await;
                 match res {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         ok += 1;
-                        messages += shot.messages as u64;
+                        messages += count as u64;
+                        let micros = t.elapsed().as_micros() as u64;
                         let _ = hist.record(micros.max(1));
                     }
                     _ => errors += 1,

@@ -7,7 +7,11 @@
 
 mod import;
 mod inbox;
+mod chaos;
+mod live;
 mod load;
+mod pages;
+mod proxy;
 mod report;
 mod scenarios;
 
@@ -66,6 +70,52 @@ enum Command {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         pg: String,
     },
+    /// Webhook-to-SSE-client latency with idle SSE clients connected, next to none.
+    Events {
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Accepted for ./x bench's uniform call; the benchmark runs on SQLite.
+        #[arg(long, default_value = "")]
+        pg: String,
+    },
+    /// Server-side render of /login and /inbox (signed in) next to /healthz.
+    Ssr {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Accepted for ./x bench's uniform call; the benchmark runs on SQLite.
+        #[arg(long, default_value = "")]
+        pg: String,
+    },
+    /// Raw, gzip and brotli size of the WASM client.
+    Wasm {
+        #[arg(long, default_value = "target/site/pkg/qontak.wasm")]
+        file: String,
+    },
+    /// Tries to lose data: SIGKILLs the server at random moments under webhook and send load,
+    /// then checks that nothing acknowledged was lost, doubled or left stuck.
+    Chaos {
+        #[arg(long, default_value_t = 5)]
+        cycles: u32,
+        /// Total time under load, over all cycles.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100)]
+        webhook_rate: u32,
+        #[arg(long, default_value_t = 20)]
+        send_rate: u32,
+        /// sqlite or postgres.
+        #[arg(long, default_value = "sqlite")]
+        engine: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        pg: String,
+        /// Append the summary to docs/chaos.md.
+        #[arg(long)]
+        record: bool,
+    },
     /// Fills a workspace of a database (its first number) with conversations and messages.
     Seed {
         #[arg(long, env = "DATABASE_URL")]
@@ -76,6 +126,14 @@ enum Command {
         conversations: i64,
         #[arg(long, default_value_t = 1_000_000)]
         messages: i64,
+    },
+    /// A round-robin TCP proxy in front of several instances (`./x run --instances N`).
+    Proxy {
+        #[arg(long)]
+        listen: String,
+        /// Backends, comma-separated host:port.
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
     },
     /// The ceiling: a bare axum handler that verifies the signature and parses JSON (internal).
     Ceiling {
@@ -132,6 +190,34 @@ fn main() -> anyhow::Result<()> {
                     .collect();
                 import::import(&sizes, &engine, &pg).await
             }
+            Command::Chaos {
+                cycles,
+                seconds,
+                webhook_rate,
+                send_rate,
+                engine,
+                pg,
+                record,
+            } => {
+                chaos::run(chaos::Options {
+                    cycles,
+                    seconds,
+                    webhook_rate,
+                    send_rate,
+                    engine,
+                    pg,
+                    record,
+                })
+                .await
+            }
+            Command::Events { idle, samples, .. } => live::events(idle, samples).await,
+            Command::Ssr {
+                seconds,
+                connections,
+                ..
+            } => pages::ssr(seconds, connections).await,
+            Command::Wasm { file } => pages::wasm(&file),
+            Command::Proxy { listen, to } => proxy::run(&listen, to).await,
             Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,
             Command::Emulator {
                 listen,

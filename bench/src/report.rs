@@ -25,19 +25,34 @@ pub fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
-/// Prints `rows` as a table and appends it, dated, to docs/BENCHMARKS.md.
-pub fn publish(title: &str, command: &str, header: &[&str], rows: &[Vec<String>]) {
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = String::new();
     table.push_str(&format!("| {} |\n", header.join(" | ")));
     table.push_str(&format!("|{}\n", " --- |".repeat(header.len())));
     for r in rows {
         table.push_str(&format!("| {} |\n", r.join(" | ")));
     }
+    table
+}
+
+/// Prints `rows` as a table, without recording it.
+pub fn print_table(title: &str, header: &[&str], rows: &[Vec<String>]) {
+    println!("\n{title}\n{}", table(header, rows));
+}
+
+/// Prints `rows` as a table and appends it, dated, to docs/BENCHMARKS.md.
+pub fn publish(title: &str, command: &str, header: &[&str], rows: &[Vec<String>]) {
+    publish_to("docs/BENCHMARKS.md", title, command, header, rows);
+}
+
+/// Prints `rows` as a table and appends it, dated, with the machine and commit, to `path`.
+pub fn publish_to(path: &str, title: &str, command: &str, header: &[&str], rows: &[Vec<String>]) {
+    let table = table(header, rows);
     println!("\n{title}\n{table}");
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = sh("git", &["rev-parse", "--short", "HEAD"]);
     let entry = format!("\n## {title} — {date}\n\nMachine: {}. Commit: `{commit}`. Command: `{command}`.\n\n{table}", machine());
-    let path = std::path::Path::new("docs/BENCHMARKS.md");
+    let path = std::path::Path::new(path);
     let new = !path.exists();
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -45,7 +60,12 @@ pub fn publish(title: &str, command: &str, header: &[&str], rows: &[Vec<String>]
         .open(path)
     {
         if new {
-            let _ = f.write_all(b"# Benchmarks\n\nEach run of `./x bench` appends its tables here, with the machine, the commit and the command, so progress is visible over time. Every figure stands next to a reference measured in the same run.\n");
+            let intro: &[u8] = if path.ends_with("chaos.md") {
+                b"# Chaos runs\n\nEach recorded run of `./x chaos` appends its summary here: the server SIGKILLed at random moments under webhook and send load, then the invariants checked (see bench/src/chaos.rs).\n"
+            } else {
+                b"# Benchmarks\n\nEach run of `./x bench` appends its tables here, with the machine, the commit and the command, so progress is visible over time. Every figure stands next to a reference measured in the same run.\n"
+            };
+            let _ = f.write_all(intro);
         }
         let _ = f.write_all(entry.as_bytes());
     }

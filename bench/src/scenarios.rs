@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use crate::load::{self, Shot};
 use crate::report::publish;
 
-const SECRET: &str = "bench-app-secret";
-const PNID: &str = "100000000000002";
-const WABA: &str = "100000000000001";
+pub(crate) const SECRET: &str = "bench-app-secret";
+pub(crate) const PNID: &str = "100000000000002";
+pub(crate) const WABA: &str = "100000000000001";
 
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -85,7 +85,7 @@ pub(crate) async fn wait_ready(url: &str) {
     panic!("{url} never answered");
 }
 
-fn exe(name: &str) -> String {
+pub(crate) fn exe(name: &str) -> String {
     let here = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join(name)));
@@ -152,7 +152,7 @@ pub(crate) async fn drop_pg(pg: &str, name: Option<String>) {
     }
 }
 
-fn text(run: &str, i: usize, j: usize) -> Value {
+pub(crate) fn text(run: &str, i: usize, j: usize) -> Value {
     json!({"from": format!("1555{:07}", i % 5000), "id": format!("wamid.{run}.{i}.{j}"), "timestamp": "1700000000", "type": "text", "text": {"body": format!("Hello, is order {i} on its way?")}})
 }
 

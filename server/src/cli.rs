@@ -177,10 +177,27 @@ fn init_tracing() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("QONTAK_LOG_FORMAT").as_deref() == Ok("json") {
-        let _ = builder.json().try_init();
+    if json_logs(
+        std::env::var("QONTAK_LOG_FORMAT").ok().as_deref(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ) {
+        let _ = builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init();
     } else {
         let _ = builder.try_init();
+    }
+}
+
+/// JSON lines with `QONTAK_LOG_FORMAT=json`, or by default when stderr is not a terminal (a
+/// service manager, a container, a file); `QONTAK_LOG_FORMAT=text` keeps plain text anywhere.
+pub fn json_logs(format: Option<&str>, terminal: bool) -> bool {
+    match format.map(str::trim) {
+        Some("json") => true,
+        Some("text") => false,
+        _ => !terminal,
     }
 }
 
@@ -418,4 +435,20 @@ pub async fn run_admin(db: &Db, config: &Config, command: AdminCommand) -> anyho
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod log_format_tests {
+    use super::json_logs;
+
+    #[test]
+    fn logs_are_json_when_asked_or_when_not_on_a_terminal() {
+        assert!(json_logs(Some("json"), true));
+        assert!(!json_logs(Some("text"), false));
+        assert!(
+            json_logs(None, false),
+            "a service manager or a pipe gets JSON"
+        );
+        assert!(!json_logs(None, true), "a person at a terminal gets text");
+    }
 }

@@ -42,6 +42,8 @@ pub struct Config {
     pub webhook_backoff_ms: i64,
     /// Rate limits and trusted proxies (`QONTAK_RATE_*`, `QONTAK_TRUSTED_PROXIES`).
     pub limits: crate::limits::LimitSettings,
+    /// Who may read `/metrics` (`QONTAK_METRICS=1`, `QONTAK_METRICS_TOKEN`).
+    pub metrics: app::server::metrics::MetricsAccess,
     /// Warnings to log once logging is up (a generated key, an old Graph version).
     pub warnings: Vec<String>,
 }
@@ -190,6 +192,19 @@ impl Config {
                 })?);
             }
         }
+        let metrics = match (
+            get("QONTAK_METRICS_TOKEN"),
+            get("QONTAK_METRICS").as_deref(),
+        ) {
+            (Some(token), _) => app::server::metrics::MetricsAccess::Token(token),
+            (None, None | Some("0") | Some("false")) => app::server::metrics::MetricsAccess::Off,
+            (None, Some("1") | Some("true")) => app::server::metrics::MetricsAccess::Open,
+            (None, Some(other)) => {
+                return Err(ConfigError(format!(
+                    "QONTAK_METRICS must be 1 or 0, got `{other}`"
+                )))
+            }
+        };
 
         let graph_version = get("META_GRAPH_VERSION").unwrap_or_else(|| "v25.0".into());
         if let Some(w) = graph_version_warning(&graph_version, app::server::now_ms()) {
@@ -225,6 +240,7 @@ impl Config {
             allow_private_urls,
             webhook_backoff_ms,
             limits,
+            metrics,
             company_name: get("QONTAK_COMPANY_NAME").unwrap_or_else(|| app::legal::DEFAULT_COMPANY.into()),
             contact_email: get("QONTAK_CONTACT_EMAIL").unwrap_or_else(|| app::legal::DEFAULT_CONTACT_EMAIL.into()),
             warnings,

@@ -92,6 +92,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
             secure_cookies: config.secure_cookies(),
             allow_private_urls: config.allow_private_urls,
             data_dir: config.data_dir.clone(),
+            metrics: config.metrics.clone(),
         }),
         meta: Arc::new(MetaSettings {
             app_secret: config.meta_app_secret.clone(),
@@ -130,6 +131,7 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
         .route("/readyz", get(readyz))
         .merge(crate::auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
         .merge(crate::privacy::public_router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
+        .route("/metrics", get(metrics))
         .merge(crate::webhooks::router())
         .route("/media/{message_id}", get(crate::media::serve))
         .nest(
@@ -212,6 +214,37 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             )
         }
     }
+}
+
+/// Prometheus text format, when enabled (`QONTAK_METRICS=1`, or a bearer token through
+/// `QONTAK_METRICS_TOKEN`); otherwise 404 as if the path did not exist.
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use app::server::metrics::{MetricsAccess, CONTENT_TYPE};
+    match &state.site.metrics {
+        MetricsAccess::Off => {
+            return crate::api::ApiError::NotFound("not found".into()).into_response();
+        }
+        MetricsAccess::Open => {}
+        MetricsAccess::Token(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                given.as_bytes(),
+                token.as_bytes(),
+            )) {
+                return crate::api::ApiError::Unauthorized("a metrics token is required".into())
+                    .into_response();
+            }
+        }
+    }
+    let text = app::server::metrics::metrics().render(&state.db).await;
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
 /// Connects, migrates and serves until SIGINT/SIGTERM.

@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use app::server::metrics::metrics;
 use app::server::webhook::verify_signature;
 
 use crate::api::ApiError;
@@ -58,32 +59,63 @@ async fn verify(State(state): State<AppState>, Query(q): Query<Handshake>) -> Re
     }
 }
 
-/// Verifies the signature over the raw bytes, stores the body, and answers 200 once committed.
-async fn receive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+/// Verifies the signature over the raw bytes, stores the body, and answers 200 once committed;
+/// counted and timed for `/metrics`.
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let m = metrics();
+    m.webhooks_received.inc();
+    let timer = m.webhook_ack_seconds.start_timer();
+    let answer = match store(&state, &headers, &body).await {
+        Ok(()) => {
+            m.webhooks_acknowledged.inc();
+            (StatusCode::OK, "EVENT_RECEIVED").into_response()
+        }
+        Err((reason, e)) => {
+            m.webhooks_refused.with_label_values(&[reason]).inc();
+            e.into_response()
+        }
+    };
+    timer.observe_duration();
+    answer
+}
+
+async fn store(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(), (&'static str, ApiError)> {
     let Some(secret) = state.meta.app_secret.as_deref() else {
         tracing::warn!("webhook refused: META_APP_SECRET is not set");
-        return Err(ApiError::Unavailable(
-            "webhooks are not configured: set META_APP_SECRET".into(),
+        return Err((
+            "unconfigured",
+            ApiError::Unavailable("webhooks are not configured: set META_APP_SECRET".into()),
         ));
     };
     let header = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    if let Err(reason) = verify_signature(secret.as_bytes(), &body, header) {
+    if let Err(reason) = verify_signature(secret.as_bytes(), body, header) {
         tracing::warn!(%reason, bytes = body.len(), "webhook refused");
-        return Err(ApiError::Unauthorized(reason.to_string()));
+        return Err(("signature", ApiError::Unauthorized(reason.to_string())));
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|_| {
+        (
+            "invalid",
+            ApiError::BadRequest("the body is not UTF-8".into()),
+        )
+    })?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+        (
+            "invalid",
+            ApiError::BadRequest(format!("the body is not JSON: {e}")),
+        )
+    })?;
+    // 503, never 200, while the database cannot take the body: Meta retries.
     state.ingest.store(text.to_string()).await.map_err(|e| {
         tracing::error!(error = %e, "webhook not stored; Meta will retry");
-        ApiError::Internal("storage".into())
-    })?;
-    Ok((StatusCode::OK, "EVENT_RECEIVED").into_response())
+        (
+            "storage",
+            ApiError::Unavailable("the webhook could not be stored; retry later".into()),
+        )
+    })
 }

@@ -167,6 +167,7 @@ pub mod contacts;
 pub mod ingest;
 pub mod integrations;
 pub mod media;
+pub mod metrics;
 pub mod outbox;
 pub mod privacy;
 pub mod read;

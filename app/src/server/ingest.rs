@@ -115,13 +115,20 @@ pub async fn drain(db: &Db, bus: &EventBus) {
         };
         // One transaction for the whole batch; a failure falls back to one body at a time so a
         // single bad body cannot hold the others back.
+        let count = batch.len() as u64;
         match db.apply_webhook_events(&batch).await {
-            Ok(applied) => note(applied.workspaces),
+            Ok(applied) => {
+                super::metrics::metrics().webhooks_applied.inc_by(count);
+                note(applied.workspaces)
+            }
             Err(batch_error) => {
                 tracing::warn!(error = %batch_error, "applying a batch failed; applying one by one");
                 for (id, body) in batch {
                     match db.apply_webhook_event(id, &body).await {
-                        Ok(applied) => note(applied.workspaces),
+                        Ok(applied) => {
+                            super::metrics::metrics().webhooks_applied.inc();
+                            note(applied.workspaces)
+                        }
                         Err(e) => {
                             // The raw body stays stored; `qontak webhooks replay` can apply it again.
                             tracing::error!(event_id = id, error = %e, "applying a stored webhook failed");

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod idtoken;
 pub mod ingest;
 pub mod media;
+pub mod metrics;
 pub mod outbox;
 pub mod safe_url;
 pub mod send;

@@ -16,6 +16,7 @@ use super::crypto::SecretKey;
 use super::db::outbox::JobRow;
 use super::db::Db;
 use super::graph::{Graph, GraphError};
+use super::metrics::metrics;
 use super::now_ms;
 
 /// How the outbox behaves.
@@ -248,11 +249,15 @@ impl Worker {
         self.pace(&target.number_id, target.throughput_mps).await;
         let mut body: Value = serde_json::from_str(&job.payload).unwrap_or_default();
         body["biz_opaque_callback_data"] = Value::String(message_id.to_string());
-        match self
+        let outcome = self
             .graph
             .send_message(&token, &target.phone_number_id, &body)
-            .await
-        {
+            .await;
+        match &outcome {
+            Ok(_) => metrics().messages_sent.inc(),
+            Err(e) => metrics().send_error(e.code()),
+        }
+        match outcome {
             Ok(wamid) => self.db.complete_send(&job.id, message_id, &wamid).await,
             Err(e) if e.retryable() && job.attempts < self.settings.max_attempts => {
                 let at = now_ms() + self.backoff(job.attempts, &e);

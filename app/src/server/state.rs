@@ -22,6 +22,8 @@ pub struct SiteInfo {
     pub allow_private_urls: bool,
     /// `QONTAK_DATA_DIR`: uploaded import files wait here while their jobs run.
     pub data_dir: std::path::PathBuf,
+    /// Who may scrape `/metrics`.
+    pub metrics: super::metrics::MetricsAccess,
 }
 
 /// Meta app settings the webhook and Graph code need. Secrets never reach a log line.

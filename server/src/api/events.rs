@@ -26,6 +26,8 @@ struct Cursor {
     position: i64,
     pending: VecDeque<Event>,
     wake: broadcast::Receiver<String>,
+    /// Counts this stream in `qontak_sse_clients` while it is open.
+    _open: app::server::metrics::SseGuard,
 }
 
 #[derive(serde::Deserialize)]
@@ -83,6 +85,7 @@ pub async fn stream_events(
         position,
         pending,
         wake,
+        _open: app::server::metrics::SseGuard::open(),
     };
     let stream = stream::unfold(cursor, |mut c| async move {
         loop {
