@@ -9,6 +9,7 @@ pub mod errors;
 pub mod inbox;
 pub mod layout;
 pub mod legal;
+pub mod templates;
 pub mod theme;
 
 #[cfg(feature = "ssr")]
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=auth::HomeRedirect />
                 <Route path=path!("/login") view=auth::LoginPage />
                 <Route path=path!("/inbox") view=inbox::InboxPage />
+                <Route path=path!("/templates") view=templates::TemplatesPage />
                 <Route path=path!("/privacy") view=legal::PrivacyPage />
                 <Route path=path!("/terms") view=legal::TermsPage />
             </Routes>

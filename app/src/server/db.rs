@@ -166,6 +166,7 @@ pub mod integrations;
 pub mod media;
 pub mod outbox;
 pub mod read;
+pub mod templates;
 
 /// Which engine a `DATABASE_URL` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod send;
 pub mod session;
 pub mod state;
+pub mod templates;
 pub mod webhook;
 
 /// Milliseconds since the Unix epoch.

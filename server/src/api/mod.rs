@@ -44,7 +44,18 @@ pub fn router() -> Router<AppState> {
         .route("/contacts", get(conversations::contacts))
         .route("/contacts/{id}", get(conversations::contact))
         .route("/events", get(events::stream_events))
-        .route("/templates", get(templates::list))
+        .route("/templates", get(templates::list).post(templates::create))
+        .route("/templates/sync", post(templates::sync))
+        .route(
+            "/templates/media",
+            post(templates::upload_sample).layer(axum::extract::DefaultBodyLimit::max(
+                templates::MAX_SAMPLE_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/templates/{name}",
+            axum::routing::delete(templates::delete),
+        )
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))

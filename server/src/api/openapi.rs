@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Qontak integration API", description = "WhatsApp Business inbox: numbers, contacts, conversations, messages, templates and live events."),
-    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::conversations::contacts, super::conversations::contact, super::events::stream_events, super::templates::list, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
+    paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::conversations::contacts, super::conversations::contact, super::events::stream_events, super::templates::list, super::templates::create, super::templates::delete, super::templates::sync, super::templates::upload_sample, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
         super::webhooks::create, super::webhooks::list, super::webhooks::delete, super::webhooks::deliveries),
     components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::numbers::NumberDto, super::numbers::NumberList,
         super::conversations::ConversationList, super::conversations::ConversationDto, super::conversations::MessageList,
