@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod layout;
 pub mod legal;
 pub mod settings;
+pub mod templates;
 pub mod theme;
 
 #[cfg(feature = "ssr")]
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=auth::LoginPage />
                 <Route path=path!("/inbox") view=inbox::InboxPage />
                 <Route path=path!("/settings/canned-responses") view=inbox::CannedResponsesPage />
+                <Route path=path!("/templates") view=templates::TemplatesPage />
                 <Route path=path!("/privacy") view=legal::PrivacyPage />
                 <Route path=path!("/terms") view=legal::TermsPage />
                 <Route path=path!("/invite/:token") view=auth::invite::InvitePage />

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::error::GraphError;
 use crate::state::{now_rfc3339, numeric_id, AppState, Fault, Media, Store};
-use crate::{send, templates, BODY_LIMIT};
+use crate::{send, templates, uploads, BODY_LIMIT};
 
 type Params = Query<Vec<(String, String)>>;
 
@@ -76,8 +76,10 @@ pub async fn record_auth_and_faults(
         let token = authorization
             .as_deref()
             .and_then(|a| {
+                // Upload sessions take `OAuth <token>`, as Meta's Resumable Upload API documents.
                 a.strip_prefix("Bearer ")
                     .or_else(|| a.strip_prefix("bearer "))
+                    .or_else(|| a.strip_prefix("OAuth "))
             })
             .map(str::trim)
             .map(str::to_string)
@@ -261,10 +263,20 @@ pub async fn object(
     Path((ver, id)): Path<(String, String)>,
     method: Method,
     Query(params): Params,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, GraphError> {
     if !is_version(&ver) {
         return Err(GraphError::unknown_path(&format!("/{ver}/{id}")));
+    }
+    if id.starts_with("upload:") {
+        return match method {
+            Method::POST => uploads::append(&state, &id, &headers, &body).map(Json),
+            Method::GET => uploads::status(&state, &id)
+                .map(Json)
+                .ok_or_else(|| GraphError::unknown_object("GET", &id)),
+            _ => Err(GraphError::unknown_object(method.as_str(), &id)),
+        };
     }
     let fields = param(&params, "fields");
     let number = state.with(|s| s.number(&id).cloned());
@@ -358,6 +370,7 @@ pub async fn edge(
                 .await
                 .map(IntoResponse::into_response)
         }
+        ("POST", "uploads") => Ok(Json(uploads::start(&state, &params)?).into_response()),
         ("POST", "register" | "deregister") => {
             number.ok_or_else(|| GraphError::unknown_object("POST", &id))?;
             Ok(Json(json!({"success": true})).into_response())

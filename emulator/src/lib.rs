@@ -16,6 +16,7 @@ mod graph;
 mod send;
 mod state;
 mod templates;
+mod uploads;
 mod webhook;
 
 use std::net::SocketAddr;

@@ -184,6 +184,8 @@ pub struct Store {
     pub subscriptions: HashMap<String, Value>,
     pub media: HashMap<String, Media>,
     pub templates: Vec<Template>,
+    /// Resumable upload sessions by id (`upload:…`).
+    pub uploads: HashMap<String, crate::uploads::Upload>,
     pub faults: Vec<Fault>,
     pub requests: Vec<Value>,
     pub sent: Vec<Sent>,

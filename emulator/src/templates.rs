@@ -185,6 +185,26 @@ pub fn create(state: &Arc<AppState>, waba_id: &str, body: &Value) -> Result<Valu
             "A message template needs a BODY component.",
         ));
     }
+    // A media header's example must be a handle from the Resumable Upload API.
+    for c in components {
+        let media = c.get("type").and_then(Value::as_str) == Some("HEADER")
+            && c.get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !matches!(f, "TEXT" | "LOCATION"));
+        if !media {
+            continue;
+        }
+        let handle = c
+            .pointer("/example/header_handle/0")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !crate::uploads::known_handle(state, handle) {
+            return Err(GraphError::invalid_param("Invalid parameter").with_user(
+                "Invalid media handle",
+                "The header's example must be a handle from the Resumable Upload API.",
+            ));
+        }
+    }
     let parameter_format = body
         .get("parameter_format")
         .and_then(Value::as_str)

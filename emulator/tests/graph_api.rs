@@ -577,3 +577,70 @@ async fn phone_numbers_and_subscribed_apps_answer_metas_shapes() {
     assert_eq!(answer["error"]["error_subcode"], 33);
     assert_eq!(h.get(&h.url("/_emulator/health")).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn resumable_uploads_give_handles_that_media_headers_need() {
+    let h = Harness::start().await;
+    let (status, session) = h
+        .post(
+            &h.graph("/app/uploads?file_name=a.png&file_length=6&file_type=image/png"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let id = session["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("upload:"), "{id}");
+    let part = |offset: &str, bytes: &'static [u8]| {
+        h.http
+            .post(h.graph(&format!("/{id}")))
+            .header("Authorization", format!("OAuth {TOKEN}"))
+            .header("file_offset", offset)
+            .body(bytes)
+            .send()
+    };
+    let first: Value = part("0", b"abc").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first,
+        json!({"id": id, "file_offset": 3}),
+        "a partial upload says where to resume"
+    );
+    let wrong = part("0", b"def").await.unwrap();
+    assert_eq!(wrong.status(), 400, "a wrong offset is refused");
+    let (_, resume) = h.get(&h.graph(&format!("/{id}"))).await;
+    assert_eq!(resume["file_offset"], 3);
+    let done: Value = part("3", b"def").await.unwrap().json().await.unwrap();
+    let handle = done["h"].as_str().unwrap().to_string();
+
+    let template = |handle: &str| {
+        json!({"name": "with_image", "language": "en_US", "category": "MARKETING", "components": [
+            {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": [handle]}},
+            {"type": "BODY", "text": "Look."}]})
+    };
+    let (status, body) = h
+        .post(
+            &h.graph(&format!("/{WABA_ID}/message_templates")),
+            &template("4::made-up"),
+        )
+        .await;
+    assert_meta_error(status, &body, StatusCode::BAD_REQUEST, 100);
+    assert_eq!(body["error"]["error_user_title"], "Invalid media handle");
+    let (status, created) = h
+        .post(
+            &h.graph(&format!("/{WABA_ID}/message_templates")),
+            &template(&handle),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["status"], "PENDING");
+    let (status, _) = h
+        .post(
+            &h.graph("/app/uploads?file_length=6&file_type=text/plain"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "Meta's upload sessions take PDF, JPEG, PNG and MP4"
+    );
+}

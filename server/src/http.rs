@@ -99,6 +99,7 @@ pub fn state(config: &Config, db: Db) -> AppState {
             verify_token: config.meta_verify_token.clone(),
             graph_url: config.graph_url.clone(),
             graph_version: config.graph_version.clone(),
+            app_id: config.meta_app_id.clone(),
         }),
         leptos_options,
     };
@@ -106,6 +107,16 @@ pub fn state(config: &Config, db: Db) -> AppState {
     crate::privacy::start_retention(state.clone(), Duration::from_secs(3600));
     crate::imports::start(state.clone(), config.data_dir.clone());
     crate::broadcasts::start(state.clone());
+    // Webhooks drive template status; this hourly sync (and a new account's first, within a
+    // minute of connecting) is the fallback.
+    app::server::templates::start_scheduler(
+        state.db.clone(),
+        state.graph.clone(),
+        Arc::clone(&state.key),
+        state.events.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    );
     state
 }
 

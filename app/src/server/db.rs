@@ -172,6 +172,7 @@ pub mod outbox;
 pub mod privacy;
 pub mod read;
 pub mod teams;
+pub mod templates;
 
 /// Which engine a `DATABASE_URL` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,8 @@ pub enum GraphError {
         kind: Option<String>,
         details: Option<String>,
         fbtrace_id: Option<String>,
+        /// Meta's words for people (`error_user_title: error_user_msg`), on template errors.
+        user_message: Option<String>,
     },
     /// The request may have reached Meta but no answer came back (timeout, dropped connection).
     #[error("no answer from Meta: {0}")]
@@ -95,6 +97,10 @@ struct ErrorBody {
     error_data: Option<Value>,
     #[serde(default)]
     fbtrace_id: Option<String>,
+    #[serde(default)]
+    error_user_title: Option<String>,
+    #[serde(default)]
+    error_user_msg: Option<String>,
 }
 
 /// Media metadata from `GET /{media-id}`.
@@ -160,6 +166,10 @@ impl Graph {
                     .and_then(Value::as_str)
                     .map(str::to_string),
                 fbtrace_id: error.fbtrace_id,
+                user_message: match (error.error_user_title, error.error_user_msg) {
+                    (Some(t), Some(m)) => Some(format!("{t}: {m}")),
+                    (t, m) => m.or(t),
+                },
             }),
             Err(_) => Err(GraphError::Meta {
                 status,
@@ -169,6 +179,7 @@ impl Graph {
                 kind: None,
                 details: None,
                 fbtrace_id: None,
+                user_message: None,
             }),
         }
     }
@@ -249,6 +260,7 @@ impl Graph {
                 kind: None,
                 details: None,
                 fbtrace_id: None,
+                user_message: None,
             });
         }
         Ok(res
@@ -309,7 +321,7 @@ impl Graph {
     pub async fn templates(&self, token: &str, waba_id: &str) -> Result<Vec<Value>, GraphError> {
         let mut out = Vec::new();
         let mut url = format!(
-            "{}?limit=100",
+            "{}?fields=name,status,category,language,components,quality_score,rejected_reason,parameter_format&limit=100",
             self.url(&format!("{waba_id}/message_templates"))
         );
         for _ in 0..1000 {
@@ -354,6 +366,7 @@ mod tests {
             kind: None,
             details: None,
             fbtrace_id: None,
+            user_message: None,
         };
         for (status, code) in [(429, 130429), (400, 131056), (500, 1), (503, 0), (400, 4)] {
             assert!(meta(status, code).retryable(), "{status}/{code}");

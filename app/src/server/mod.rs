@@ -15,6 +15,7 @@ pub mod send;
 pub mod session;
 pub mod signed_request;
 pub mod state;
+pub mod templates;
 pub mod webhook;
 
 /// Milliseconds since the Unix epoch.

@@ -33,6 +33,8 @@ pub struct MetaSettings {
     pub verify_token: Option<String>,
     pub graph_url: String,
     pub graph_version: String,
+    /// `META_APP_ID`: the app resumable uploads are filed under (Graph's `app` alias when unset).
+    pub app_id: Option<String>,
 }
 
 impl std::fmt::Debug for MetaSettings {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for MetaSettings {
             .field("verify_token", &self.verify_token.as_ref().map(|_| "<set>"))
             .field("graph_url", &self.graph_url)
             .field("graph_version", &self.graph_version)
+            .field("app_id", &self.app_id)
             .finish()
     }
 }

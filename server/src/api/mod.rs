@@ -118,7 +118,18 @@ pub fn router() -> Router<AppState> {
         .route("/broadcasts/{id}", get(broadcasts::get_one))
         .route("/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/events", get(events::stream_events))
-        .route("/templates", get(templates::list))
+        .route("/templates", get(templates::list).post(templates::create))
+        .route("/templates/sync", post(templates::sync))
+        .route(
+            "/templates/media",
+            post(templates::upload_sample).layer(axum::extract::DefaultBodyLimit::max(
+                templates::MAX_SAMPLE_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/templates/{name}",
+            axum::routing::delete(templates::delete),
+        )
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))

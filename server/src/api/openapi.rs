@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Qontak integration API", description = "WhatsApp Business inbox: numbers, contacts, conversations, messages, templates and live events."),
     paths(super::numbers::list, super::conversations::list, super::conversations::get_one, super::conversations::messages, super::contacts::list, super::contacts::get_one, super::contacts::create, super::contacts::update, super::contacts::delete, super::contacts::merge, super::contacts::labels, super::contacts::export,
         super::imports::preview, super::imports::create, super::imports::list, super::imports::get_one, super::imports::errors_csv,
-        super::broadcasts::create, super::broadcasts::list, super::broadcasts::get_one, super::broadcasts::cancel, super::events::stream_events, super::templates::list, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
+        super::broadcasts::create, super::broadcasts::list, super::broadcasts::get_one, super::broadcasts::cancel, super::events::stream_events, super::templates::list, super::templates::create, super::templates::delete, super::templates::sync, super::templates::upload_sample, super::messages::send, super::messages::mark_read, super::messages::typing, super::media::upload,
         super::webhooks::create, super::webhooks::list, super::webhooks::delete, super::webhooks::deliveries),
     components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::numbers::NumberDto, super::numbers::NumberList,
         super::conversations::ConversationList, super::conversations::ConversationDto, super::conversations::MessageList,

@@ -305,8 +305,9 @@ macro_rules! engine_impl {
                     "message_template_status_update" => {
                         let reason = v.get("rejection_info").and_then(|r| r.get("reason")).and_then(Value::as_str).map(str::to_string)
                             .or_else(|| text("reason").filter(|r| r != "NONE"));
-                        sqlx::query("UPDATE templates SET status = COALESCE($1, status), rejected_reason = $2, meta_template_id = COALESCE(meta_template_id, $3), updated_at = $4 WHERE id = $5")
-                            .bind(text("event")).bind(reason).bind(&meta_id).bind(now).bind(&id)
+                        let recommendation = v.get("rejection_info").and_then(|r| r.get("recommendation")).and_then(Value::as_str).map(str::to_string);
+                        sqlx::query("UPDATE templates SET status = COALESCE($1, status), rejected_reason = $2, meta_template_id = COALESCE(meta_template_id, $3), updated_at = $4, rejection_recommendation = $6 WHERE id = $5")
+                            .bind(text("event")).bind(reason).bind(&meta_id).bind(now).bind(&id).bind(recommendation)
                             .execute(&mut **tx).await?;
                     }
                     "template_category_update" => {

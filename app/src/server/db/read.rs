@@ -253,13 +253,14 @@ pub struct TemplateRow {
     pub components: String,
     pub quality_score: Option<String>,
     pub rejected_reason: Option<String>,
+    pub rejection_recommendation: Option<String>,
     pub updated_at: i64,
 }
 
 macro_rules! template_select {
     () => {
         "SELECT id, waba_id, meta_template_id, name, language, category, status, parameter_format, components, \
-         quality_score, rejected_reason, updated_at FROM templates "
+         quality_score, rejected_reason, rejection_recommendation, updated_at FROM templates "
     };
 }
 

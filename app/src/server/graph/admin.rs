@@ -45,6 +45,50 @@ impl Graph {
         Self::answer(res).await.map(|_| ())
     }
 
+    /// Meta's Resumable Upload API, for a media header's example: opens a session on the app
+    /// (`POST /{app-id}/uploads`; `app` names the token's own app), then sends the bytes
+    /// (`POST /upload:…` with `file_offset: 0`); answers the file handle (`h`).
+    pub async fn upload_handle(
+        &self,
+        token: &str,
+        app_id: &str,
+        file_name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, GraphError> {
+        let length = bytes.len().to_string();
+        let res = self
+            .http
+            .post(self.url(&format!("{app_id}/uploads")))
+            .query(&[
+                ("file_name", file_name),
+                ("file_length", length.as_str()),
+                ("file_type", mime),
+            ])
+            .bearer_auth(token)
+            .send()
+            .await;
+        let session = Self::answer(res).await?;
+        let id = session
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| id.starts_with("upload:"))
+            .ok_or_else(|| GraphError::Decode("no upload session id".into()))?;
+        let res = self
+            .http
+            .post(self.url(id))
+            .header("Authorization", format!("OAuth {token}"))
+            .header("file_offset", "0")
+            .body(bytes)
+            .send()
+            .await;
+        let done = Self::answer(res).await?;
+        done.get("h")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| GraphError::Decode("no file handle (h) in the upload answer".into()))
+    }
+
     /// `POST /{waba-id}/subscribed_apps`: subscribes our app to the WABA's webhooks.
     pub async fn subscribe_app(&self, token: &str, waba_id: &str) -> Result<(), GraphError> {
         let res = self
