@@ -359,6 +359,7 @@ mod tests {
             components: components.to_string(),
             quality_score: None,
             rejected_reason: None,
+            rejection_recommendation: None,
             updated_at: 0,
         }
     }

@@ -42,14 +42,9 @@ fn closes(chars: &[char], j: usize) -> bool {
 }
 
 fn starts_with(chars: &[char], i: usize, s: &str) -> bool {
-    let mut k = i;
-    for c in s.chars() {
-        if chars.get(k) != Some(&c) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    (i..)
+        .zip(s.chars())
+        .all(|(k, c)| chars.get(k) == Some(&c))
 }
 
 fn link_at(chars: &[char], i: usize) -> Option<(usize, Span)> {

@@ -485,10 +485,8 @@ fn keyboard(inbox: Inbox, navigate: impl Fn(&str, leptos_router::NavigateOptions
                 e.prevent_default();
                 focus("composer-text");
             }
-            "e" => {
-                if inbox.selected.get_untracked().is_some() {
-                    inbox.change(json!({"status": "resolved"}));
-                }
+            "e" if inbox.selected.get_untracked().is_some() => {
+                inbox.change(json!({"status": "resolved"}));
             }
             "/" => {
                 e.prevent_default();
