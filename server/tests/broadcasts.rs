@@ -291,7 +291,7 @@ async fn broadcasts_are_validated_and_scoped_and_meta_refusals_are_counted() {
     .await;
 
     // Meta refuses one recipient: the failure is counted with Meta's reason.
-    w.emu_post("/_emulator/faults", json!({"to": "6281300000003", "respond": {"http_status": 400, "code": 131026, "message": "Message undeliverable"}})).await;
+    w.emu_post("/_emulator/faults", json!({"to": "6281300000003", "times": null, "respond": {"http_status": 400, "code": 131026, "message": "Message undeliverable"}})).await;
     let one = w.api_get("/api/v1/contacts?q=6281300000003").await["data"][0]["id"].clone();
     let two = w.api_get("/api/v1/contacts?q=6281300000004").await["data"][0]["id"].clone();
     let (s, b) = post(

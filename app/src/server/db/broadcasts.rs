@@ -121,7 +121,7 @@ impl Db {
         number_id: &str,
         since: i64,
     ) -> Result<i64, DbError> {
-        let sql = "SELECT COALESCE(SUM(total), 0) FROM broadcasts WHERE number_id = $1 AND created_at >= $2 AND state <> 'cancelled'";
+        let sql = "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM broadcasts WHERE number_id = $1 AND created_at >= $2 AND state <> 'cancelled'";
         let n: Option<i64> =
             on!(self, p => sqlx::query_scalar(sql).bind(number_id).bind(since).fetch_one(p).await)?;
         Ok(n.unwrap_or(0))
@@ -224,10 +224,29 @@ impl Db {
         workspace_id: &str,
         id: &str,
     ) -> Result<Option<i64>, DbError> {
+        let mut attempt = 0;
+        loop {
+            match self.cancel_once(workspace_id, id).await {
+                // Postgres breaks a deadlock with the status ingest by failing one side: again.
+                Err(DbError::Sqlx(sqlx::Error::Database(d)))
+                    if d.code().as_deref() == Some("40P01") && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn cancel_once(&self, workspace_id: &str, id: &str) -> Result<Option<i64>, DbError> {
         let now = now_ms();
         let title = "Broadcast cancelled";
         on!(self, p => {
             let mut tx = p.begin().await?;
+            if matches!(self, Db::Postgres(_)) {
+                // The event lock first, before any row: the ingest takes it while it holds rows.
+                sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut *tx).await?;
+            }
             let found: Option<String> = sqlx::query_scalar("SELECT state FROM broadcasts WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
             if found.is_none() {
@@ -238,10 +257,6 @@ impl Db {
             let waiting = "SELECT j.message_id FROM outbox_jobs j JOIN broadcast_recipients r ON r.message_id = j.message_id \
                            WHERE r.broadcast_id = $1 AND r.state = 'queued' AND j.kind = 'send' AND j.state = 'queued'";
             let ids: Vec<String> = sqlx::query_scalar(waiting).bind(id).fetch_all(&mut *tx).await?;
-            if matches!(self, Db::Postgres(_)) && !ids.is_empty() {
-                // Event ids commit in order across instances (see ingest's `event`).
-                sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut *tx).await?;
-            }
             for m in &ids {
                 sqlx::query("UPDATE outbox_jobs SET state = 'failed', last_error = $1, updated_at = $2 WHERE message_id = $3 AND kind = 'send' AND state = 'queued'")
                     .bind("broadcast cancelled").bind(now).bind(m).execute(&mut *tx).await?;
