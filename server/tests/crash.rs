@@ -10,18 +10,10 @@ use std::time::Duration;
 
 use app::server::db::{Db, NewNumber};
 use app::server::webhook::sign;
-use common::{engine, fresh_database_url, scratch_dir};
+use common::{engine, free_port, fresh_database_url, scratch_dir, wait_ready};
 use serde_json::json;
 
 const SECRET: &str = "crash-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(url: &str, port: u16, data: &std::path::Path, key: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_qontak"))
@@ -37,18 +29,6 @@ fn start(url: &str, port: u16, data: &std::path::Path, key: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("qontak starts")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server never became ready");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use app::server::db::outbox::NewOutbound;
 use app::server::db::{Db, Engine, NewNumber};
 use app::server::webhook::sign;
-use common::{engine, fresh_database_url, scratch_dir, spawn_with_config, test_config, TestApp};
-use qontak_meta_emulator::{Config as EmulatorConfig, Number};
+use common::meta::PNID;
+use common::{
+    engine, free_port, fresh_database_url, scratch_dir, spawn_with_config, test_config, wait_ready,
+    TestApp,
+};
 use serde_json::{json, Value};
 
 const SECRET: &str = "instances-secret";
-const PNID: &str = "106540352242922";
 
 fn postgres_only(test: &str) -> bool {
     if engine() == Engine::Postgres {
@@ -27,12 +29,9 @@ fn postgres_only(test: &str) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The emulator, its webhooks signed with this file's secret.
+async fn emulator(webhook_url: String) -> String {
+    common::meta::emulator_for(webhook_url, SECRET).await
 }
 
 /// A workspace with an API token and a connected number; answers (workspace, token, number).
@@ -143,21 +142,6 @@ async fn a_webhook_to_either_instance_reaches_the_streams_of_both() {
     eprintln!(
         "one → its own stream {local:?}, → two's {remote:?}; two → its own {local2:?}, → one's {remote2:?}"
     );
-}
-
-async fn emulator(webhook_url: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = EmulatorConfig::new(webhook_url, SECRET);
-    config.status_delay = Duration::from_millis(20);
-    config.numbers = vec![Number {
-        phone_number_id: PNID.into(),
-        waba_id: "1".into(),
-        display_phone_number: "+1 555-000-0001".into(),
-        verified_name: "T".into(),
-    }];
-    tokio::spawn(async move { qontak_meta_emulator::serve(listener, config).await.unwrap() });
-    url
 }
 
 /// Queues `n` messages, twenty writers at a time (one commit each costs an fsync).
@@ -306,21 +290,6 @@ fn start(url: &str, port: u16, key: &str, graph: &str, version: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("qontak starts")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,34 +9,15 @@ use std::time::{Duration, Instant};
 
 use app::server::db::outbox::NewOutbound;
 use app::server::db::{Db, Engine, NewNumber};
-use common::{engine, fresh_database_url, scratch_dir, spawn_with_config, test_config};
-use qontak_meta_emulator::{Config as EmulatorConfig, Number};
+use common::meta::PNID;
+use common::{engine, free_port, fresh_database_url, scratch_dir, spawn_with_config, test_config};
 use serde_json::{json, Value};
 
 const SECRET: &str = "outbox-crash-secret";
-const PNID: &str = "106540352242922";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// The emulator, its webhooks signed with this file's secret.
 async fn emulator(webhook_url: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = EmulatorConfig::new(webhook_url, SECRET);
-    config.status_delay = Duration::from_millis(20);
-    config.numbers = vec![Number {
-        phone_number_id: PNID.into(),
-        waba_id: "1".into(),
-        display_phone_number: "+1 555-000-0001".into(),
-        verified_name: "T".into(),
-    }];
-    tokio::spawn(async move { qontak_meta_emulator::serve(listener, config).await.unwrap() });
-    url
+    common::meta::emulator_for(webhook_url, SECRET).await
 }
 
 /// A workspace with a number (rate set high) and `n` queued messages.

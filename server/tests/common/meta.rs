@@ -70,6 +70,23 @@ pub async fn world(extra: &[(&str, &str)]) -> World {
     }
 }
 
+/// An emulator with one number (`PNID`, WABA `1`) whose webhooks, signed with `secret`, go to
+/// `webhook_url`; answers its base URL.
+pub async fn emulator_for(webhook_url: String, secret: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = EmulatorConfig::new(webhook_url, secret);
+    config.status_delay = Duration::from_millis(20);
+    config.numbers = vec![Number {
+        phone_number_id: PNID.into(),
+        waba_id: "1".into(),
+        display_phone_number: "+1 555-000-0001".into(),
+        verified_name: "T".into(),
+    }];
+    tokio::spawn(async move { qontak_meta_emulator::serve(listener, config).await.unwrap() });
+    url
+}
+
 impl World {
     pub async fn emu_post(&self, path: &str, body: Value) -> Value {
         let res = self

@@ -158,6 +158,31 @@ impl TestApp {
     }
 }
 
+/// A free TCP port on loopback (for a server started as a separate process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until `base/readyz` answers 200 (15 s at most).
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{base} never became ready");
+}
+
 /// Asserts our JSON error shape and answers its code.
 pub async fn error_code(response: reqwest::Response) -> String {
     let ct = response
