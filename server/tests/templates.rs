@@ -138,11 +138,13 @@ async fn upload_sample(w: &World) -> String {
         .unwrap();
     let status = res.status();
     let answer: Value = res.json().await.unwrap();
-    assert_eq!(status, 200, "{answer} {}", w.emu_get("/_emulator/requests").await);
-    let handle = answer["handle"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(
+        status,
+        200,
+        "{answer} {}",
+        w.emu_get("/_emulator/requests").await
+    );
+    let handle = answer["handle"].as_str().unwrap().to_string();
     let session = &w.graph_requests("POST", "/app/uploads").await[0];
     let query = session["query"].as_str().unwrap();
     assert!(
