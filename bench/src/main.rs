@@ -5,9 +5,9 @@
 //! webhooks), the emulator's own request rate (the ceiling for sends). Servers run as separate
 //! processes pinned to one core where the machine allows, the load generator on another.
 
+mod chaos;
 mod import;
 mod inbox;
-mod chaos;
 mod live;
 mod load;
 mod pages;

@@ -1,5 +1,6 @@
 //! The `qontak` server: configuration, the axum router (pages, auth, webhooks, the
 //! integration API), and the command line.
+#![recursion_limit = "512"]
 
 pub mod api;
 pub mod auth;
@@ -11,8 +12,8 @@ pub mod imports;
 pub mod integrations;
 pub mod limits;
 pub mod media;
-pub mod privacy;
 pub mod phone;
+pub mod privacy;
 pub mod webhooks;
 
 pub use app::server::state::AppState;

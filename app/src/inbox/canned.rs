@@ -60,7 +60,13 @@ fn CannedResponses(admin: bool) -> impl IntoView {
     };
     let remove = move |id: String| {
         spawn_local(async move {
-            match client::call::<serde_json::Value>("DELETE", &format!("/api/v1/canned-responses/{id}"), None).await {
+            match client::call::<serde_json::Value>(
+                "DELETE",
+                &format!("/api/v1/canned-responses/{id}"),
+                None,
+            )
+            .await
+            {
                 Ok(_) => load(),
                 Err(e) => error.set(Some(e.message)),
             }

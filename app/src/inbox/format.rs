@@ -42,9 +42,7 @@ fn closes(chars: &[char], j: usize) -> bool {
 }
 
 fn starts_with(chars: &[char], i: usize, s: &str) -> bool {
-    (i..)
-        .zip(s.chars())
-        .all(|(k, c)| chars.get(k) == Some(&c))
+    (i..).zip(s.chars()).all(|(k, c)| chars.get(k) == Some(&c))
 }
 
 fn link_at(chars: &[char], i: usize) -> Option<(usize, Span)> {

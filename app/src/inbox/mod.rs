@@ -669,6 +669,7 @@ fn ConversationRow(c: Conversation) -> impl IntoView {
             </a>
         </li>
     }
+    .into_any()
 }
 
 #[component]

@@ -161,9 +161,9 @@ mod tests {
     }
 }
 
-pub mod inbox;
 pub mod broadcasts;
 pub mod contacts;
+pub mod inbox;
 pub mod ingest;
 pub mod integrations;
 pub mod media;

@@ -70,9 +70,14 @@ pub struct ConversationChange {
     pub status: Option<String>,
     /// A member's user id, or null to unassign; leave it out to keep the assignee.
     #[schema(value_type = Option<String>)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub assignee_id: Option<Value>,
     pub labels: Option<Vec<String>>,
+}
+
+/// A field that is there, even as `null` (which unassigns), is `Some`; a missing one is `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Changes a conversation's status, assignee or labels; everyone watching sees it live.
