@@ -53,6 +53,8 @@ export default defineConfig({
       META_GRAPH_URL: emulatorURL,
       META_APP_SECRET: appSecret,
       META_VERIFY_TOKEN: "e2e-verify-token",
+      // The emulator runs on loopback; outbound URL checks would refuse it.
+      QONTAK_ALLOW_PRIVATE_URLS: "1",
       QONTAK_DATA_DIR: dataDir,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       QONTAK_PUBLIC_URL: baseURL,

@@ -593,7 +593,11 @@ async fn a_100k_row_import_with_one_percent_bad_rows_finishes_with_the_right_cou
     }
     let started = Instant::now();
     let job = upload(&app, &token, csv, "labels=imported").await;
-    assert_eq!(job["state"], "queued");
+    // The worker may already have picked it up by the time the answer is read.
+    assert!(
+        job["state"] == "queued" || job["state"] == "running",
+        "{job}"
+    );
     assert_eq!(job["total"], rows, "estimated from the lines");
     let id = job["id"].as_str().unwrap();
     // Progress rises while the job runs, and the page can be reloaded: it is a stored job.

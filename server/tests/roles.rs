@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use app::server::crypto::{hash_secret, random_secret};
+use app::server::db::broadcasts::NewBroadcast;
+use app::server::db::contacts::NewContact;
 use app::server::now_ms;
 use common::meta::{world, World, ACCESS_TOKEN};
 use reqwest::Method;
@@ -27,6 +29,8 @@ enum Body {
     Upload,
     /// A form, with fixtures in braces replaced.
     Form(&'static str),
+    /// A CSV file as the raw body.
+    Csv(&'static str),
 }
 
 /// Who may do what: the expected status for each caller.
@@ -72,6 +76,9 @@ struct Row {
     expect: Expect,
     /// Only a signed-in browser can call it: bearer callers get 401 whatever their role.
     session_only: bool,
+    /// It consumes the caller itself (deletes their account): the agent of A and the admin of
+    /// B are throwaway people made for this row; A's admin stays the real one.
+    throwaway_callers: bool,
 }
 
 fn row(
@@ -88,6 +95,7 @@ fn row(
         body,
         expect,
         session_only: false,
+        throwaway_callers: false,
     }
 }
 
@@ -104,6 +112,19 @@ fn session_row(
     }
 }
 
+fn throwaway_row(
+    method: Method,
+    pattern: &'static str,
+    path: &'static str,
+    body: Body,
+    expect: Expect,
+) -> Row {
+    Row {
+        throwaway_callers: true,
+        ..row(method, pattern, path, body, expect)
+    }
+}
+
 /// Every route, in an order where destructive calls come after the reads of the same object.
 /// Callers run nobody → agent A → admin B → admin A, so only the last may consume an object.
 #[rustfmt::skip]
@@ -112,6 +133,7 @@ fn table() -> Vec<Row> {
     let get = Method::GET;
     let post = Method::POST;
     let patch = Method::PATCH;
+    let put = Method::PUT;
     let delete = Method::DELETE;
     vec![
         row(get.clone(), "/api/v1/openapi.json", "/api/v1/openapi.json", None, expect(200, 200, 200, 200)),
@@ -125,6 +147,15 @@ fn table() -> Vec<Row> {
         // conversations, contacts, messages, media
         row(get.clone(), "/api/v1/conversations", "/api/v1/conversations", None, MEMBERS_READ_LIST),
         row(get.clone(), "/api/v1/conversations/{id}", "/api/v1/conversations/{conversation}", None, MEMBERS_READ_ONE),
+        row(patch.clone(), "/api/v1/conversations/{id}", "/api/v1/conversations/{conversation}", Json(r#"{"labels":["role-check"]}"#), MEMBERS_READ_ONE),
+        row(post.clone(), "/api/v1/conversations/{id}/unread", "/api/v1/conversations/{conversation}/unread", None, MEMBERS_READ_ONE),
+        row(get.clone(), "/api/v1/conversations/{id}/notes", "/api/v1/conversations/{conversation}/notes", None, MEMBERS_READ_ONE),
+        row(post.clone(), "/api/v1/conversations/{id}/notes", "/api/v1/conversations/{conversation}/notes", Json(r#"{"body":"a note from the role check"}"#), expect(201, 201, 404, 401)),
+        row(get.clone(), "/api/v1/search", "/api/v1/search?q=look", None, MEMBERS_READ_LIST),
+        // canned responses: members read them, admins manage them
+        row(get.clone(), "/api/v1/canned-responses", "/api/v1/canned-responses", None, MEMBERS_READ_LIST),
+        row(post.clone(), "/api/v1/canned-responses", "/api/v1/canned-responses", Json(r#"{"shortcut":"role-{pass}","body":"Thanks!"}"#), ADMIN_CREATE),
+        row(delete.clone(), "/api/v1/canned-responses/{id}", "/api/v1/canned-responses/{canned}", None, ADMIN_DELETE),
         row(get.clone(), "/api/v1/conversations/{id}/messages", "/api/v1/conversations/{conversation}/messages", None, MEMBERS_READ_ONE),
         row(post.clone(), "/api/v1/conversations/{id}/read", "/api/v1/conversations/{conversation}/read", None, MEMBERS_READ_ONE),
         row(post.clone(), "/api/v1/conversations/{id}/typing", "/api/v1/conversations/{conversation}/typing", None, expect(202, 202, 404, 401)),
@@ -133,9 +164,33 @@ fn table() -> Vec<Row> {
         row(get.clone(), "/media/{message_id}", "/media/{media_message}", None, MEMBERS_READ_ONE),
         row(get.clone(), "/api/v1/contacts", "/api/v1/contacts", None, MEMBERS_READ_LIST),
         row(get.clone(), "/api/v1/contacts/{id}", "/api/v1/contacts/{contact}", None, MEMBERS_READ_ONE),
+        // Members manage contacts. Rows that consume a contact give the agent its own
+        // (`agent_own` fixtures), so B's admin still meets A's object and A's admin consumes it.
+        row(post.clone(), "/api/v1/contacts", "/api/v1/contacts", Json(r#"{"phone":"{new_phone}","name":"New"}"#), expect(201, 201, 201, 401)),
+        row(patch.clone(), "/api/v1/contacts/{id}", "/api/v1/contacts/{contact}", Json(r#"{"attributes":{"tier":"gold"}}"#), MEMBERS_READ_ONE),
+        row(get.clone(), "/api/v1/contacts/labels", "/api/v1/contacts/labels", None, MEMBERS_READ_LIST),
+        row(post.clone(), "/api/v1/contacts/{id}/merge", "/api/v1/contacts/{merge_into}/merge", Json(r#"{"from":"{merge_from}"}"#), MEMBERS_READ_ONE),
+        row(delete.clone(), "/api/v1/contacts/{id}", "/api/v1/contacts/{doomed_contact}", None, expect(204, 204, 404, 401)),
+        // exports and imports of contacts: admins
+        row(get.clone(), "/api/v1/contacts/export.csv", "/api/v1/contacts/export.csv", None, ADMIN_LIST),
+        row(get.clone(), "/api/v1/contacts/{id}/export", "/api/v1/contacts/{contact}/export", None, ADMIN_ONE),
+        row(post.clone(), "/api/v1/contacts/{id}/erase", "/api/v1/contacts/{erased_contact}/erase", None, ADMIN_ONE),
+        row(post.clone(), "/api/v1/contacts/imports/preview", "/api/v1/contacts/imports/preview", Csv("phone,name\n+6281230000099,Preview\n"), ADMIN_LIST),
+        row(post.clone(), "/api/v1/contacts/imports", "/api/v1/contacts/imports", Csv("phone,name\n+6281230000098,Imported\n"), expect(202, 403, 202, 401)),
+        row(get.clone(), "/api/v1/contacts/imports", "/api/v1/contacts/imports", None, ADMIN_LIST),
+        row(get.clone(), "/api/v1/contacts/imports/{id}", "/api/v1/contacts/imports/{import}", None, ADMIN_ONE),
+        row(get.clone(), "/api/v1/contacts/imports/{id}/errors.csv", "/api/v1/contacts/imports/{import}/errors.csv", None, ADMIN_ONE),
+        // broadcasts: admins. A template the number does not have passes the role check and
+        // fails validation (422); A's number is not B's (404).
+        row(post.clone(), "/api/v1/broadcasts", "/api/v1/broadcasts", Json(r#"{"number_id":"{number}","template":{"name":"no_such_template","language":"en_US"},"audience":{"all":true}}"#), expect(422, 403, 404, 401)),
+        row(get.clone(), "/api/v1/broadcasts", "/api/v1/broadcasts", None, ADMIN_LIST),
+        row(get.clone(), "/api/v1/broadcasts/{id}", "/api/v1/broadcasts/{broadcast}", None, ADMIN_ONE),
+        row(post.clone(), "/api/v1/broadcasts/{id}/cancel", "/api/v1/broadcasts/{broadcast}/cancel", None, ADMIN_ONE),
         row(get.clone(), "/api/v1/events", "/api/v1/events", None, MEMBERS_READ_LIST),
         // templates
         row(get.clone(), "/api/v1/templates", "/api/v1/templates", None, MEMBERS_READ_LIST),
+        // A header sample for the workspace's only WABA; B has none to upload to (422).
+        row(post.clone(), "/api/v1/templates/media", "/api/v1/templates/media", Upload, expect(200, 403, 422, 401)),
         // outgoing webhooks
         row(get.clone(), "/api/v1/webhooks", "/api/v1/webhooks", None, ADMIN_LIST),
         row(post.clone(), "/api/v1/webhooks", "/api/v1/webhooks", Json(r#"{"url":"http://127.0.0.1:9/hook"}"#), ADMIN_CREATE),
@@ -155,6 +210,15 @@ fn table() -> Vec<Row> {
         // one's own profile
         row(get.clone(), "/api/v1/me", "/api/v1/me", None, MEMBERS_READ_LIST),
         row(patch.clone(), "/api/v1/me", "/api/v1/me", Json(r#"{"name":"Renamed"}"#), MEMBERS_READ_LIST),
+        row(get.clone(), "/api/v1/me/export", "/api/v1/me/export", None, MEMBERS_READ_LIST),
+        // privacy and settings: admins
+        row(get.clone(), "/api/v1/audit", "/api/v1/audit", None, ADMIN_LIST),
+        row(get.clone(), "/api/v1/settings/retention", "/api/v1/settings/retention", None, ADMIN_LIST),
+        row(put.clone(), "/api/v1/settings/retention", "/api/v1/settings/retention", Json(r#"{"messages_days":null,"media_days":null,"webhook_events_days":36500,"audit_days":36500,"audit_ip_days":36500}"#), ADMIN_LIST),
+        // A wrong confirmation passes the role check and deletes nothing (422).
+        row(delete.clone(), "/api/v1/workspace", "/api/v1/workspace", Json(r#"{"confirm":"not the workspace's name"}"#), expect(422, 403, 422, 401)),
+        // Metrics are off unless QONTAK_METRICS or QONTAK_METRICS_TOKEN is set: 404 to all.
+        row(get.clone(), "/metrics", "/metrics", None, expect(404, 404, 404, 404)),
         // /auth: sign-in methods not configured here answer 404 to everyone.
         row(post.clone(), "/auth/dev", "/auth/dev", Form("email=x%40example.test"), expect(404, 404, 404, 404)),
         row(post.clone(), "/auth/google", "/auth/google", Json(r#"{"credential":"x"}"#), expect(404, 404, 404, 404)),
@@ -172,6 +236,9 @@ fn table() -> Vec<Row> {
         row(post.clone(), "/api/v1/templates/sync", "/api/v1/templates/sync", None, expect(ANY, 403, ANY, 401)),
         row(delete.clone(), "/api/v1/templates/{name}", "/api/v1/templates/role_check", None, expect(ANY, 403, ANY, 401)),
         row(get.clone(), "/api/v1/export", "/api/v1/export", None, ADMIN_LIST),
+        // Deleting one's account: the throwaway agent and B's admin (B's only member, so B
+        // goes too) may; A's admin, the only admin of a workspace with other members, may not.
+        throwaway_row(delete.clone(), "/api/v1/me", "/api/v1/me", None, expect(409, 200, 200, 401)),
         // Last: it ends the session of the caller.
         session_row(post.clone(), "/auth/logout", "/auth/logout", None, expect(303, 303, 303, 303)),
     ]
@@ -194,12 +261,15 @@ struct Callers {
 /// Objects the table's paths name. Objects a row may consume are made fresh for each pass.
 struct Fixtures {
     values: Vec<(&'static str, String)>,
+    /// The agent's own copy of objects any member may consume (the agent calls first).
+    agent_own: Vec<(&'static str, String)>,
 }
 
 impl Fixtures {
-    fn fill(&self, text: &str) -> String {
+    fn fill(&self, text: &str, agent: bool) -> String {
         let mut out = text.to_string();
-        for (name, value) in &self.values {
+        let own = if agent { &self.agent_own[..] } else { &[] };
+        for (name, value) in own.iter().chain(&self.values) {
             out = out.replace(&format!("{{{name}}}"), value);
         }
         assert!(
@@ -234,7 +304,13 @@ async fn user_id(w: &World, email: &str) -> String {
 /// Workspace A (the world's "Acme", with a number and a customer's conversation holding an
 /// image), an agent in A, and workspace B with its own admin.
 async fn scene() -> Scene {
-    let w = world(&[("QONTAK_ALLOW_PRIVATE_URLS", "1")]).await;
+    // The sign-in rate limit is not a role or tenancy matter: this table posts to /auth
+    // more often than a person would.
+    let w = world(&[
+        ("QONTAK_ALLOW_PRIVATE_URLS", "1"),
+        ("QONTAK_RATE_SIGNIN", "0"),
+    ])
+    .await;
     let db = &w.app.db;
     let admin_a = user_id(&w, "admin@acme.test").await;
     let workspace_a = db.memberships_of(&admin_a).await.unwrap()[0]
@@ -386,6 +462,68 @@ impl Scene {
             .await
             .unwrap();
         db.add_member(ws, &member.id, "agent").await.unwrap();
+        let canned = db
+            .create_canned_response(ws, &format!("spare-{pass}"), "Spare")
+            .await
+            .unwrap();
+        // Contacts a row consumes, numbered apart per pass.
+        let p = if pass == "bearer" { 1 } else { 2 };
+        let phone = |n: u32| format!("+628123{p}00000{n}");
+        let contact = |n: u32| {
+            let phone = phone(n);
+            async move {
+                db.create_contact(
+                    ws,
+                    &NewContact {
+                        wa_id: &phone[1..],
+                        phone: &phone,
+                        name: Some("Spare"),
+                        attributes: &Default::default(),
+                        labels: &[],
+                    },
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let doomed_contact = contact(1).await;
+        let agent_doomed_contact = contact(2).await;
+        let erased_contact = contact(3).await;
+        let merge_into = contact(4).await;
+        let merge_from = contact(5).await;
+        let agent_merge_from = contact(6).await;
+        let import: Value = self
+            .w
+            .app
+            .client
+            .post(format!("{}/api/v1/contacts/imports", self.w.app.url))
+            .bearer_auth(&self.w.token)
+            .header("content-type", "text/csv")
+            .body(format!(
+                "phone,name\n{},Imported\nnot-a-phone,Bad\n",
+                phone(9)
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let broadcast = db
+            .create_broadcast(&NewBroadcast {
+                workspace_id: ws,
+                number_id: &self.w.number_id,
+                created_by: &self.admin_a,
+                name: "Spare",
+                template_name: "spare",
+                template_language: "en_US",
+                variables: "{}",
+                audience: r#"{"all":true}"#,
+                scheduled_at: now_ms() + 86_400_000,
+                total: 0,
+            })
+            .await
+            .unwrap();
         Fixtures {
             values: vec![
                 ("pass", pass.to_string()),
@@ -401,12 +539,71 @@ impl Scene {
                 ("invitation", invitation.id),
                 ("stranger_invite", stranger_invite),
                 ("member", member.id),
+                ("canned", canned.id),
+                ("doomed_contact", doomed_contact),
+                ("erased_contact", erased_contact),
+                ("merge_into", merge_into),
+                ("merge_from", merge_from),
+                ("new_phone", phone(7)),
+                (
+                    "import",
+                    import["id"].as_str().expect("an import").to_string(),
+                ),
+                ("broadcast", broadcast),
+            ],
+            agent_own: vec![
+                ("doomed_contact", agent_doomed_contact),
+                ("merge_from", agent_merge_from),
+                ("new_phone", phone(8)),
             ],
         }
     }
 
-    async fn call(&self, row: &Row, f: &Fixtures, auth: &Auth) -> u16 {
-        let url = format!("{}{}", self.w.app.url, f.fill(row.path));
+    /// Throwaway people for a row that consumes its caller: an agent of A, and the admin of a
+    /// new workspace of their own.
+    async fn throwaway_callers(&self, pass: &str, cookies: bool, admin_a: Auth) -> Callers {
+        let db = &self.w.app.db;
+        let agent = db
+            .create_user(&format!("leaver-{pass}@acme.test"), "Leaver")
+            .await
+            .unwrap();
+        db.add_member(&self.workspace_a, &agent.id, "agent")
+            .await
+            .unwrap();
+        let agent_token = random_secret("qtk_");
+        db.create_api_token(
+            &self.workspace_a,
+            &agent.id,
+            "leaver",
+            &hash_secret(&agent_token),
+            &agent_token[..8],
+        )
+        .await
+        .unwrap();
+        let (workspace, b_token) = self
+            .w
+            .app
+            .workspace_with_token(&format!("Leaving {pass}"))
+            .await;
+        let admin_b = user_id(&self.w, &format!("admin@leaving-{pass}.test")).await;
+        if cookies {
+            Callers {
+                admin_a,
+                agent_a: self.cookie(&agent.id, &self.workspace_a).await,
+                admin_b: self.cookie(&admin_b, &workspace).await,
+            }
+        } else {
+            Callers {
+                admin_a,
+                agent_a: Auth::Bearer(agent_token),
+                admin_b: Auth::Bearer(b_token),
+            }
+        }
+    }
+
+    async fn call(&self, row: &Row, f: &Fixtures, auth: &Auth, agent: bool) -> u16 {
+        let fill = |text: &str| f.fill(text, agent);
+        let url = format!("{}{}", self.w.app.url, fill(row.path));
         let mut req = self.w.app.client.request(row.method.clone(), &url);
         match auth {
             Auth::Bearer(t) => req = req.bearer_auth(t),
@@ -416,12 +613,11 @@ impl Scene {
         }
         req = match row.body {
             Body::None => req,
-            Body::Json(j) => req
-                .header("content-type", "application/json")
-                .body(f.fill(j)),
+            Body::Json(j) => req.header("content-type", "application/json").body(fill(j)),
             Body::Form(text) => req
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(f.fill(text)),
+                .body(fill(text)),
+            Body::Csv(text) => req.header("content-type", "text/csv").body(text),
             Body::Upload => {
                 let part = reqwest::multipart::Part::bytes(PNG.to_vec())
                     .file_name("p.png")
@@ -484,13 +680,23 @@ impl Scene {
             } else {
                 row.expect
             };
+            let throwaway;
+            let callers = if row.throwaway_callers {
+                throwaway = self
+                    .throwaway_callers(pass, cookies, callers.admin_a.clone())
+                    .await;
+                &throwaway
+            } else {
+                &callers
+            };
             for (who, auth, want) in [
                 ("nobody", Auth::Nobody, e.nobody),
                 ("agent of A", callers.agent_a.clone(), e.agent_a),
                 ("admin of B", callers.admin_b.clone(), e.admin_b),
                 ("admin of A", callers.admin_a.clone(), e.admin_a),
             ] {
-                let got = self.call(&row, &f, &auth).await;
+                let agent = who == "agent of A";
+                let got = self.call(&row, &f, &auth, agent).await;
                 let matches = if want == ANY {
                     got != 401 && got != 403 && got < 500
                 } else {

@@ -29,6 +29,38 @@ pub enum Db {
 }
 
 /// Runs `$body` with `$pool` bound to the engine's pool; the same statement serves both.
+/// Write transactions: on SQLite they take the write lock at `BEGIN IMMEDIATE`, so a
+/// transaction that reads before it writes waits its turn (busy timeout) instead of failing at
+/// once with "database is locked" when another connection wrote in between; Postgres begins as
+/// usual.
+pub(crate) trait BeginWrite {
+    type Engine: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Engine>, sqlx::Error>>
+           + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Engine = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>>
+           + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Engine = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>>
+           + Send {
+        self.begin()
+    }
+}
+
 macro_rules! on {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {

@@ -2,6 +2,8 @@
 //! messages and outbox jobs written in one transaction with the broadcast's cursor, so the
 //! outbox sends them at the number's pace and a restart resumes after the last batch.
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use serde_json::{json, Value};
 
 use super::outbox::NewOutbound;
@@ -157,7 +159,7 @@ impl Db {
     ) -> Result<bool, DbError> {
         macro_rules! expand_in {
             ($p:expr, $ops:ident) => {{
-                let mut tx = $p.begin().await?;
+                let mut tx = $p.begin_write().await?;
                 let moved = sqlx::query(
                     "UPDATE broadcasts SET cursor = $1, expanded = $2, updated_at = $3 WHERE id = $4 AND state = 'sending' AND COALESCE(cursor, '') = $5",
                 )
@@ -242,7 +244,7 @@ impl Db {
         let now = now_ms();
         let title = "Broadcast cancelled";
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if matches!(self, Db::Postgres(_)) {
                 // The event lock first, before any row: the ingest takes it while it holds rows.
                 sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut *tx).await?;

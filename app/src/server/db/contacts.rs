@@ -1,6 +1,8 @@
 //! Contacts: filtered lists, create/edit/delete, labels, merging duplicates, and the CSV import
 //! jobs (batched upserts whose progress is committed with each batch).
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use serde_json::{Map, Value};
 
 use super::read::{ContactRow, Position};
@@ -291,7 +293,7 @@ impl Db {
         let insert = "INSERT INTO contacts (id, workspace_id, wa_id, phone, name, attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
         let label_sql = "INSERT INTO contact_labels (workspace_id, contact_id, label) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             sqlx::query(insert).bind(&id).bind(workspace_id).bind(c.wa_id).bind(c.phone).bind(c.name).bind(&attributes).bind(now)
                 .execute(&mut *tx).await.map_err(conflict("a contact with this phone number"))?;
             for l in c.labels {
@@ -312,7 +314,7 @@ impl Db {
     ) -> Result<bool, DbError> {
         let now = now_ms();
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let current: Option<(Option<String>, String)> = sqlx::query_as("SELECT name, attributes FROM contacts WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id).bind(id).fetch_optional(&mut *tx).await?;
             let Some((name, attributes)) = current else { return Ok(false) };
@@ -372,7 +374,7 @@ impl Db {
         let select = "SELECT wa_id, bsuid, phone, name, profile_name, username, attributes FROM contacts WHERE workspace_id = $1 AND id = $2";
         let now = now_ms();
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let a: Option<Full> = sqlx::query_as(select).bind(workspace_id).bind(into).fetch_optional(&mut *tx).await?;
             let b: Option<Full> = sqlx::query_as(select).bind(workspace_id).bind(from).fetch_optional(&mut *tx).await?;
             let (Some(a), Some(b)) = (a, b) else { return Err(DbError::NotFound("contact".into())) };
@@ -628,7 +630,7 @@ impl Db {
             Db::Postgres(_) => "(contacts.attributes::jsonb || excluded.attributes::jsonb)::text",
         };
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let held = sqlx::query("UPDATE contact_imports SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'running'")
                 .bind(now + lease_ms).bind(&import.id).bind(worker).execute(&mut *tx).await?.rows_affected();
             if held == 0 {

@@ -3,6 +3,8 @@
 //! `tsvector` with a GIN index on Postgres). Every change writes its live event in the same
 //! transaction.
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use super::read::{ConversationRow, Position};
 use super::{conflict, Db, DbError};
 use crate::server::{new_id, now_ms};
@@ -13,14 +15,14 @@ macro_rules! in_tx {
     ($db:expr, $tx:ident, $ev:ident => $body:block) => {
         match $db {
             Db::Sqlite(p) => {
-                let mut $tx = p.begin().await?;
+                let mut $tx = p.begin_write().await?;
                 use crate::server::db::ingest::sqlite_impl::event as $ev;
                 let out = $body;
                 $tx.commit().await?;
                 out
             }
             Db::Postgres(p) => {
-                let mut $tx = p.begin().await?;
+                let mut $tx = p.begin_write().await?;
                 use crate::server::db::ingest::pg_impl::event as $ev;
                 let out = $body;
                 $tx.commit().await?;

@@ -1,5 +1,7 @@
 //! Outgoing webhooks: endpoints, the fan-out from the event log, and deliveries.
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use super::{Db, DbError};
 use crate::server::{new_id, now_ms};
 
@@ -88,7 +90,7 @@ impl Db {
                     "SELECT w.id FROM webhook_endpoints w WHERE w.disabled_at IS NULL AND EXISTS (SELECT 1 FROM events e WHERE e.workspace_id = w.workspace_id AND e.id > w.cursor)")
                     .fetch_all($p).await?;
                 for endpoint in ids {
-                    let mut tx = $p.begin().await?;
+                    let mut tx = $p.begin_write().await?;
                     let row: Option<(String, i64, String)> = sqlx::query_as($lock).bind(&endpoint).fetch_optional(&mut *tx).await?;
                     let Some((workspace_id, cursor, events)) = row else { continue };
                     let wanted: Vec<String> = serde_json::from_str(&events).unwrap_or_default();

@@ -1,6 +1,8 @@
 //! Teams: invitations, members and their roles, API tokens, the session's workspace, the
 //! user's own profile, and the details of connected numbers.
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use super::{conflict, Db, DbError, UserRow};
 use crate::server::{new_id, now_ms};
 
@@ -157,7 +159,7 @@ impl Db {
         let join = "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
                     ON CONFLICT (workspace_id, user_id) DO NOTHING";
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let n = sqlx::query(claim).bind(now).bind(user_id).bind(&invitation.id)
                 .execute(&mut *tx).await?.rows_affected();
             if n != 1 {
@@ -219,7 +221,7 @@ impl Db {
         let exists = "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND user_id = $2";
         let lock = "SELECT id FROM workspaces WHERE id = $1 FOR UPDATE";
         let (changed, found): (u64, i64) = on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if self.engine() == super::Engine::Postgres {
                 sqlx::query(lock).bind(workspace_id).fetch_optional(&mut *tx).await?;
             }

@@ -2,6 +2,8 @@
 //! WhatsApp Business Accounts are due for a sync. Every change appends a `template.updated`
 //! event in the same transaction, so open pages and integrators see it.
 
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use super::{Db, DbError};
 use crate::server::{new_id, now_ms};
 
@@ -115,7 +117,7 @@ impl Db {
         let postgres = matches!(self, Db::Postgres(_));
         let now = now_ms();
         let changed: u64 = on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if postgres {
                 sqlx::query(EVENT_LOCK_SQL).execute(&mut *tx).await?;
             }
@@ -183,7 +185,7 @@ impl Db {
         let postgres = matches!(self, Db::Postgres(_));
         let now = now_ms();
         let id: String = on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if postgres {
                 sqlx::query(EVENT_LOCK_SQL).execute(&mut *tx).await?;
             }
@@ -224,7 +226,7 @@ impl Db {
         let postgres = matches!(self, Db::Postgres(_));
         let now = now_ms();
         on!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if postgres {
                 sqlx::query(EVENT_LOCK_SQL).execute(&mut *tx).await?;
             }
