@@ -1,7 +1,7 @@
 //! Qontak's Leptos application: routes, views, server functions and the types shared by the
 //! WASM client and the axum server. Everything that only runs on the server lives in
 //! [`server`], compiled with the `ssr` feature.
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 pub mod api_client;
 pub mod auth;

@@ -31,7 +31,9 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE j JSONB;
 BEGIN
     j := content::jsonb;
-    RETURN concat_ws(' ', j->>'body', j->>'caption', j->>'filename', j->>'name', j->>'address', j->>'text');
+    -- Punctuation splits words, as SQLite's tokenizer does ("INV-44718" is "inv" and "44718").
+    RETURN regexp_replace(concat_ws(' ', j->>'body', j->>'caption', j->>'filename', j->>'name', j->>'address', j->>'text'),
+                          '[^[:alnum:]]+', ' ', 'g');
 EXCEPTION WHEN others THEN
     RETURN '';
 END;

@@ -194,12 +194,12 @@ impl Db {
             .as_ref()
             .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()));
         let (set_assignee, assignee) = match &patch.assignee_id {
-            Some(a) => (1_i64, a.clone()),
-            None => (0, None),
+            Some(a) => (true, a.clone()),
+            None => (false, None),
         };
         Ok(in_tx!(self, tx, event => {
             if let Some(user) = &assignee {
-                let member: Option<i64> = sqlx::query_scalar(
+                let member: Option<i32> = sqlx::query_scalar(
                     "SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2")
                     .bind(workspace_id).bind(user).fetch_optional(&mut *tx).await?;
                 if member.is_none() {
@@ -208,7 +208,7 @@ impl Db {
             }
             let changed = sqlx::query(
                 "UPDATE conversations SET status = COALESCE($1, status), \
-                 assignee_id = CASE WHEN $2 = 1 THEN $3 ELSE assignee_id END, \
+                 assignee_id = CASE WHEN $2 THEN $3 ELSE assignee_id END, \
                  labels = COALESCE($4, labels), updated_at = $5 WHERE workspace_id = $6 AND id = $7")
                 .bind(&patch.status).bind(set_assignee).bind(&assignee).bind(&labels)
                 .bind(now).bind(workspace_id).bind(id)
