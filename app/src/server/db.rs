@@ -37,16 +37,18 @@ pub(crate) trait BeginWrite {
     type Engine: sqlx::Database;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Engine>, sqlx::Error>>
-           + Send;
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, Self::Engine>, sqlx::Error>,
+    > + Send;
 }
 
 impl BeginWrite for SqlitePool {
     type Engine = sqlx::Sqlite;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>>
-           + Send {
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
         self.begin_with("BEGIN IMMEDIATE")
     }
 }
@@ -55,8 +57,9 @@ impl BeginWrite for PgPool {
     type Engine = sqlx::Postgres;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>>
-           + Send {
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
         self.begin()
     }
 }

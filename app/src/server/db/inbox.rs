@@ -3,10 +3,10 @@
 //! `tsvector` with a GIN index on Postgres). Every change writes its live event in the same
 //! transaction.
 
-#[allow(unused_imports)]
-use crate::server::db::BeginWrite;
 use super::read::{ConversationRow, Position};
 use super::{conflict, Db, DbError};
+#[allow(unused_imports)]
+use crate::server::db::BeginWrite;
 use crate::server::{new_id, now_ms};
 
 /// Runs `$body` in a transaction of either engine, with `$ev` bound to that engine's event

@@ -1,8 +1,8 @@
 //! Outgoing webhooks: endpoints, the fan-out from the event log, and deliveries.
 
+use super::{Db, DbError};
 #[allow(unused_imports)]
 use crate::server::db::BeginWrite;
-use super::{Db, DbError};
 use crate::server::{new_id, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,9 +1,9 @@
 //! Teams: invitations, members and their roles, API tokens, the session's workspace, the
 //! user's own profile, and the details of connected numbers.
 
+use super::{conflict, Db, DbError, UserRow};
 #[allow(unused_imports)]
 use crate::server::db::BeginWrite;
-use super::{conflict, Db, DbError, UserRow};
 use crate::server::{new_id, now_ms};
 
 #[derive(Debug, Clone, sqlx::FromRow)]

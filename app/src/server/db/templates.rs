@@ -2,9 +2,9 @@
 //! WhatsApp Business Accounts are due for a sync. Every change appends a `template.updated`
 //! event in the same transaction, so open pages and integrators see it.
 
+use super::{Db, DbError};
 #[allow(unused_imports)]
 use crate::server::db::BeginWrite;
-use super::{Db, DbError};
 use crate::server::{new_id, now_ms};
 
 /// A template as Meta's list (or create answer) describes it, flattened for storage.
