@@ -33,7 +33,7 @@ test("visitors are sent to sign in, and dev sign-in lands in the inbox shell", a
   await expect(page.getByText("Development sign-in")).toBeVisible();
   await devSignIn(page, "agent.ana@example.com");
   await expect(page.getByRole("heading", { name: "Inbox" })).toBeVisible();
-  await expect(page.getByRole("status")).toContainText("Development sign-in is enabled");
+  await expect(page.locator(".dev-banner")).toContainText("Development sign-in is enabled");
   await hydrated(page);
   const toggle = page.getByRole("button", { name: "Toggle the sidebar" });
   await toggle.click();
