@@ -148,3 +148,74 @@ where
     out.elapsed = start.elapsed();
     out
 }
+
+/// Posts shots to `url` at a steady `rate` per second for `duration` (open loop: a slow answer
+/// does not slow the sender, so a server that falls behind shows it in the latencies). A
+/// request counts as `ok` when it is answered with `expect`.
+pub async fn paced(
+    url: &str,
+    shots: Arc<Vec<Shot>>,
+    rate: u32,
+    duration: Duration,
+    expect: u16,
+) -> Outcome {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .http1_only()
+        .build()
+        .expect("client");
+    let url = Arc::new(url.to_string());
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    ));
+    let (ok, errors, messages) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i = 0usize;
+    while start.elapsed() < duration {
+        tick.tick().await;
+        let Some(shot) = shots.get(i % shots.len().max(1)) else {
+            break;
+        };
+        i += 1;
+        let request = client
+            .post(url.as_str())
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", &shot.signature)
+            .body(shot.body.clone());
+        let count = shot.messages;
+        let (hist, ok, errors, messages) =
+            (hist.clone(), ok.clone(), errors.clone(), messages.clone());
+        tasks.spawn(async move {
+            let t = Instant::now();
+            match request.send().await {
+                Ok(r) if r.status().as_u16() == expect => {
+                    let _ = r.bytes().await;
+                    let micros = t.elapsed().as_micros() as u64;
+                    let _ = hist.lock().expect("histogram").record(micros.max(1));
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    messages.fetch_add(count, Ordering::Relaxed);
+                }
+                _ => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let hist = hist.lock().expect("histogram").clone();
+    Outcome {
+        ok: ok.load(Ordering::Relaxed) as u64,
+        errors: errors.load(Ordering::Relaxed) as u64,
+        messages_acked: messages.load(Ordering::Relaxed) as u64,
+        elapsed: start.elapsed(),
+        hist,
+    }
+}

@@ -39,6 +39,14 @@ enum Command {
         pg: String,
     },
     /// Outbox drain to the emulator: fast (rate set high) and paced at 80/s.
+    Flood {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        factor: u32,
+    },
     Send {
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
@@ -166,6 +174,11 @@ fn main() -> anyhow::Result<()> {
                 engine,
                 pg,
             } => scenarios::webhooks(seconds, connections, &engine, &pg).await,
+            Command::Flood {
+                seconds,
+                rate,
+                factor,
+            } => scenarios::flood(seconds, rate, factor).await,
             Command::Send {
                 messages,
                 engine,

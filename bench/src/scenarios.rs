@@ -505,3 +505,95 @@ async fn load_with_auth(
     )
     .await
 }
+
+/// Valid webhooks at a steady rate, alone and then under a flood of badly signed ones at
+/// `factor` times that rate: how much the flood raises the valid ones' latency. Qontak on
+/// SQLite; the per-IP webhook rate limit is off so the flood reaches the signature check (an
+/// attacker spread over many addresses), and the server logs at its usual level.
+pub async fn flood(seconds: u64, rate: u32, factor: u32) -> anyhow::Result<()> {
+    let key_b64 = app::server::crypto::SecretKey::generate_base64();
+    std::env::set_var("BENCH_KEY", &key_b64);
+    let key = app::server::crypto::SecretKey::from_base64(&key_b64)?;
+    let (url, db, _, _) = fresh_db("sqlite", "", &key).await?;
+    let port = free_port();
+    let data = std::env::temp_dir().join(format!("qontak-bench-data-{}", app::server::new_id()));
+    let server = start_qontak(&url, port, &data, &[("QONTAK_RATE_WEBHOOK", "0".into())]);
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let target = format!("http://127.0.0.1:{port}/webhooks/whatsapp");
+    let duration = Duration::from_secs(seconds);
+    let n = (rate as u64 * seconds + 100) as usize;
+    let bad: Arc<Vec<Shot>> = Arc::new(
+        corpus("flood", 1000)
+            .into_iter()
+            .map(|s| Shot {
+                signature: format!("sha256={}", "0".repeat(64)),
+                ..s
+            })
+            .collect(),
+    );
+
+    let mut rows = Vec::new();
+    let mut row = |label: &str, o: &load::Outcome, flood: Option<&load::Outcome>| {
+        rows.push(vec![
+            label.to_string(),
+            format!("{:.0}", o.rate()),
+            format!("{:.2}", o.p50_ms()),
+            format!("{:.2}", o.p99_ms()),
+            o.errors.to_string(),
+            flood.map_or("—".into(), |f| {
+                format!(
+                    "{:.0}/s answered 401 ({} other answers)",
+                    f.rate(),
+                    f.errors
+                )
+            }),
+        ]);
+    };
+    // Warm-up, not reported: connections, caches, the first commits.
+    let _ = load::paced(
+        &target,
+        Arc::new(corpus("warm", n)),
+        rate,
+        Duration::from_secs(2),
+        200,
+    )
+    .await;
+    let clean = load::paced(&target, Arc::new(corpus("clean", n)), rate, duration, 200).await;
+    row(&format!("valid webhooks alone, {rate}/s"), &clean, None);
+    let valid = load::paced(&target, Arc::new(corpus("flooded", n)), rate, duration, 200);
+    let flooding = load::paced(&target, bad, rate * factor, duration, 401);
+    let (flooded, f) = tokio::join!(valid, flooding);
+    row(
+        &format!(
+            "valid webhooks under a {}/s bad-signature flood",
+            rate * factor
+        ),
+        &flooded,
+        Some(&f),
+    );
+    let again = load::paced(&target, Arc::new(corpus("again", n)), rate, duration, 200).await;
+    row(
+        &format!("valid webhooks alone again, {rate}/s"),
+        &again,
+        None,
+    );
+    drop(server);
+    db.close().await;
+    let baseline = clean.p99_ms().max(again.p99_ms());
+    let rise = 100.0 * (flooded.p99_ms() - baseline) / baseline;
+    rows.push(vec![
+        "p99 rise under the flood (against the worse clean run)".into(),
+        "—".into(),
+        "—".into(),
+        format!("{rise:+.0}%"),
+        "—".into(),
+        "target ≤ +20%".into(),
+    ]);
+    publish(
+        &format!("flood: {rate} valid webhooks/s, {factor}× as many with bad signatures, {seconds} s per run"),
+        &format!("./x bench flood (qontak-bench flood --seconds {seconds} --rate {rate} --factor {factor})"),
+        &["run", "valid webhooks/s", "p50 ms", "p99 ms", "valid errors", "flood"],
+        &rows,
+    );
+    Ok(())
+}

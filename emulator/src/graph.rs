@@ -371,6 +371,20 @@ pub async fn edge(
                 .map(IntoResponse::into_response)
         }
         ("POST", "uploads") => Ok(Json(uploads::start(&state, &params)?).into_response()),
+        ("DELETE", "contact_book") => {
+            number.ok_or_else(|| GraphError::unknown_object("DELETE", &id))?;
+            if param(&params, "messaging_product") != Some("whatsapp") {
+                return Err(GraphError::invalid_param(
+                    "The parameter messaging_product is required.",
+                ));
+            }
+            if param(&params, "bsuid").is_none_or(str::is_empty) {
+                return Err(GraphError::invalid_param(
+                    "The parameter bsuid is required.",
+                ));
+            }
+            Ok(Json(json!({"success": true})).into_response())
+        }
         ("POST", "register" | "deregister") => {
             number.ok_or_else(|| GraphError::unknown_object("POST", &id))?;
             Ok(Json(json!({"success": true})).into_response())

@@ -314,6 +314,25 @@ pub fn edit(state: &AppState, id: &str, body: &Value) -> Result<Value, GraphErro
         let Some(t) = s.templates.iter_mut().find(|t| t.field("id") == id) else {
             return Err(GraphError::unknown_object("POST", id));
         };
+        let status = t.field("status").to_string();
+        if !matches!(status.as_str(), "APPROVED" | "REJECTED" | "PAUSED") {
+            return Err(GraphError::invalid_param(format!(
+                "Message template with status {status} can't be edited."
+            ))
+            .with_user(
+                "Template can't be edited",
+                "Only templates that are approved, rejected or paused can be edited.",
+            ));
+        }
+        if status == "APPROVED"
+            && body
+                .get("category")
+                .is_some_and(|c| c.as_str() != Some(t.field("category")))
+        {
+            return Err(GraphError::invalid_param(
+                "The category of an approved message template can't be changed.",
+            ));
+        }
         if let Some(c) = body.get("components").filter(|c| c.is_array()) {
             t.object.insert("components".into(), c.clone());
         }

@@ -396,7 +396,7 @@ pub fn row(
 /// Reads `file` from `offset` and sends batches of `batch_rows` rows; `first_row` is the
 /// number of the row at `offset` (the header is row 1). Runs on a blocking thread.
 pub fn read_batches(
-    file: std::fs::File,
+    file: impl Read + Seek,
     offset: u64,
     first_row: i64,
     columns: Columns,

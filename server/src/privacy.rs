@@ -531,7 +531,9 @@ fn remove_files(media: &dyn MediaStore, keys: &[String]) -> usize {
     failed
 }
 
-/// `POST /api/v1/contacts/{id}/erase`: a customer's contact, messages and media, gone (admins).
+/// `POST /api/v1/contacts/{id}/erase`: a customer's contact, messages and media, gone (admins);
+/// when the contact has a business-scoped user id, each number's contact-book entry at Meta too
+/// (`meta_contact_book` lists Meta's answer per number).
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/erase", tag = "privacy", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "what was erased", body = Object),
@@ -544,14 +546,45 @@ pub async fn erase_contact(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
+    let bsuid = state
+        .db
+        .contact(&caller.workspace_id, &id)
+        .await?
+        .and_then(|c| c.bsuid);
     let (files, messages) = state
         .db
         .erase_contact(&caller.workspace_id, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("contact not found".into()))?;
     remove_files(state.media.as_ref(), &files);
+    // Meta's contact book of each number keeps a business-scoped user it knows; ask Meta to
+    // forget it too. Our copy is gone whatever Meta answers; the answer says which failed.
+    let mut contact_book = Vec::new();
+    if let Some(bsuid) = &bsuid {
+        for n in state.db.numbers(&caller.workspace_id).await? {
+            let outcome = match state.db.number_access_token_enc(&n.id).await? {
+                Some(enc) => match state.key.decrypt(&enc) {
+                    Ok(token) => state
+                        .graph
+                        .delete_contact_book_entry(&token, &n.phone_number_id, bsuid)
+                        .await
+                        .map_err(|e| e.advice()),
+                    Err(_) => Err("the number's access token cannot be decrypted".to_string()),
+                },
+                None => Err("the number has no connection".to_string()),
+            };
+            if let Err(e) = &outcome {
+                tracing::warn!(number_id = %n.id, error = %e, "removing a contact-book entry at Meta failed");
+            }
+            contact_book.push(json!({
+                "number_id": n.id,
+                "removed": outcome.is_ok(),
+                "error": outcome.err(),
+            }));
+        }
+    }
     let who = client(&headers, ip);
-    let detail = json!({"messages": messages, "media_files": files.len()});
+    let detail = json!({"messages": messages, "media_files": files.len(), "meta_contact_book": contact_book.len()});
     record(
         &state,
         &caller,
@@ -563,7 +596,8 @@ pub async fn erase_contact(
     )
     .await?;
     Ok(Json(
-        json!({"erased": true, "contact_id": id, "messages": messages, "media_files": files.len()}),
+        json!({"erased": true, "contact_id": id, "messages": messages, "media_files": files.len(),
+            "meta_contact_book": contact_book}),
     ))
 }
 

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use app::server::metrics::metrics;
 use app::server::webhook::verify_signature;
@@ -79,6 +80,54 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     answer
 }
 
+/// At most one warning per second for refused signatures, carrying how many refusals it stands
+/// for: a flood of forged webhooks must not become a flood of log lines (`/metrics` counts
+/// every one).
+static REFUSAL_LOG: LogThrottle = LogThrottle::new();
+
+pub struct LogThrottle {
+    last_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogThrottle {
+    pub const fn new() -> LogThrottle {
+        LogThrottle {
+            last_second: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(refusals not logged since the last line)` when this one should be logged.
+    pub fn take_turn(&self) -> Option<u64> {
+        self.take_turn_at(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+    }
+
+    fn take_turn_at(&self, second: u64) -> Option<u64> {
+        let last = self.last_second.load(Ordering::Relaxed);
+        if second != last
+            && self
+                .last_second
+                .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        LogThrottle::new()
+    }
+}
+
 async fn store(
     state: &AppState,
     headers: &HeaderMap,
@@ -95,7 +144,9 @@ async fn store(
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     if let Err(reason) = verify_signature(secret.as_bytes(), body, header) {
-        tracing::warn!(%reason, bytes = body.len(), "webhook refused");
+        if let Some(suppressed) = REFUSAL_LOG.take_turn() {
+            tracing::warn!(%reason, bytes = body.len(), suppressed, "webhook refused");
+        }
         return Err(("signature", ApiError::Unauthorized(reason.to_string())));
     }
     let text = std::str::from_utf8(body).map_err(|_| {
@@ -118,4 +169,20 @@ async fn store(
             ApiError::Unavailable("the webhook could not be stored; retry later".into()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogThrottle;
+
+    #[test]
+    fn refusals_are_logged_once_a_second_with_the_count_left_out() {
+        let t = LogThrottle::new();
+        assert_eq!(t.take_turn_at(100), Some(0));
+        assert_eq!(t.take_turn_at(100), None);
+        assert_eq!(t.take_turn_at(100), None);
+        assert_eq!(t.take_turn_at(101), Some(2));
+        assert_eq!(t.take_turn_at(101), None);
+        assert_eq!(t.take_turn_at(105), Some(1));
+    }
 }

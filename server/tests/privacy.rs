@@ -786,3 +786,72 @@ async fn the_audit_log_is_filtered_paged_and_for_admins_only() {
         assert_eq!(error_code(res).await, "forbidden");
     }
 }
+
+/// A customer Meta knows by a business-scoped user id: erasing them also asks Meta to drop
+/// the number's contact-book entry (`DELETE /{phone-number-id}/contact_book`), and says so.
+#[tokio::test]
+async fn erasing_a_customer_known_by_bsuid_removes_metas_contact_book_entry() {
+    let w = world(&[]).await;
+    const BSUID: &str = "US.13491208655302741918";
+    let r = w
+        .emu_post(
+            "/_emulator/customers/6284444444444/messages",
+            json!({"type": "text", "text": {"body": "please forget me"}, "user_id": BSUID}),
+        )
+        .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let mut id = None;
+    for _ in 0..100 {
+        let v: Value = get(&w, &w.token, "/api/v1/contacts?limit=200")
+            .await
+            .json()
+            .await
+            .unwrap();
+        id = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["bsuid"] == BSUID)
+            .map(|c| c["id"].as_str().unwrap().to_string());
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the customer is stored with their BSUID");
+    let res = w
+        .app
+        .post(&format!("/api/v1/contacts/{id}/erase"))
+        .bearer_auth(&w.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["meta_contact_book"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(body["meta_contact_book"][0]["removed"], true, "{body}");
+    let calls: Vec<Value> = w
+        .emu_get("/_emulator/requests")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] == "DELETE"
+                && r["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("/{PNID}/contact_book"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(calls.len(), 1, "one contact-book removal at Meta");
+    assert_eq!(
+        calls[0]["query"],
+        format!("messaging_product=whatsapp&bsuid={BSUID}")
+    );
+}

@@ -234,6 +234,8 @@ fn table() -> Vec<Row> {
             expect(ANY, 403, ANY, 401),
         ),
         row(post.clone(), "/api/v1/templates/sync", "/api/v1/templates/sync", None, expect(ANY, 403, ANY, 401)),
+        // An edit of a template still in review: Meta's rule refuses it (409), B has none (404).
+        row(patch.clone(), "/api/v1/templates/{name}", "/api/v1/templates/role_check", Json(r#"{"components":[{"type":"BODY","text":"Hi again"}]}"#), expect(ANY, 403, 404, 401)),
         row(delete.clone(), "/api/v1/templates/{name}", "/api/v1/templates/role_check", None, expect(ANY, 403, ANY, 401)),
         row(get.clone(), "/api/v1/export", "/api/v1/export", None, ADMIN_LIST),
         // Deleting one's account: the throwaway agent and B's admin (B's only member, so B

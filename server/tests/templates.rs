@@ -538,3 +538,172 @@ async fn agents_cannot_manage_templates_and_other_workspaces_see_nothing() {
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"synced": 0}));
 }
+
+#[tokio::test]
+async fn an_edit_follows_metas_rules_and_sends_the_template_back_to_review() {
+    let w = world(&[]).await;
+    w.emu_post(
+        "/_emulator/templates",
+        json!({"waba_id": WABA, "templates": [
+            {"name": "shipping", "language": "en_US", "category": "UTILITY",
+             "components": [{"type": "BODY", "text": "Your order {{1}} ships today.", "example": {"body_text": [["A-1"]]}}]},
+            {"name": "draft", "language": "en_US", "status": "PENDING"},
+            {"name": "refused", "language": "en_US", "status": "REJECTED", "category": "MARKETING"},
+            {"name": "twice", "language": "en_US"}, {"name": "twice", "language": "id"}]}),
+    )
+    .await;
+    w.api(reqwest::Method::POST, "/api/v1/templates/sync", None)
+        .await;
+    let shipping = w.templates("?status=APPROVED").await;
+    let meta_id = shipping.iter().find(|t| t["name"] == "shipping").unwrap()["meta_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let components = json!([{"type": "BODY", "text": "Good news: order {{1}} ships today.", "example": {"body_text": [["A-1"]]}}]);
+    let world = &w;
+    let patch = move |path: &str, body: Value| {
+        let path = path.to_string();
+        async move { world.api(reqwest::Method::PATCH, &path, Some(body)).await }
+    };
+
+    // Approved: Meta receives exactly the new components at POST /{template-id}.
+    let res = patch(
+        "/api/v1/templates/shipping",
+        json!({"components": components}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let edited: Value = res.json().await.unwrap();
+    assert_eq!(edited["status"], "PENDING", "an edit goes back to review");
+    assert_eq!(edited["components"], components);
+    let calls = w.graph_requests("POST", &format!("/{meta_id}")).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["body"], json!({"components": components}));
+    let at_meta = w.emu_get("/_emulator/templates").await;
+    let at_meta = at_meta
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "shipping")
+        .unwrap()
+        .clone();
+    assert_eq!(at_meta["components"], components);
+    assert_eq!(at_meta["status"], "PENDING");
+
+    // Meta approves it again; a second edit the same day is refused before Meta, with when.
+    w.emu_post(
+        &format!("/_emulator/templates/{meta_id}/status"),
+        json!({"status": "APPROVED"}),
+    )
+    .await;
+    for _ in 0..100 {
+        if w.templates("?status=APPROVED")
+            .await
+            .iter()
+            .any(|t| t["name"] == "shipping")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let res = patch(
+        "/api/v1/templates/shipping",
+        json!({"components": components}),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "template_edit_limit");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("24 hours"),
+        "{e}"
+    );
+    assert_eq!(
+        w.graph_requests("POST", &format!("/{meta_id}")).await.len(),
+        1
+    );
+
+    // An approved template keeps its category.
+    let res = patch(
+        "/api/v1/templates/shipping",
+        json!({"category": "MARKETING", "components": components}),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["field"],
+        "category"
+    );
+
+    // In review: not editable.
+    let res = patch("/api/v1/templates/draft", json!({"components": components})).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "template_not_editable"
+    );
+
+    // Rejected: edits without a limit, the category may change.
+    for text in ["Hi {{1}}, 10% off today.", "Hi {{1}}, 20% off today."] {
+        let c = json!([{"type": "BODY", "text": text, "example": {"body_text": [["Ann"]]}}]);
+        let res = patch(
+            "/api/v1/templates/refused",
+            json!({"category": "utility", "components": c}),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        w.emu_post(
+            &format!(
+                "/_emulator/templates/{}/status",
+                w.templates("")
+                    .await
+                    .iter()
+                    .find(|t| t["name"] == "refused")
+                    .unwrap()["meta_id"]
+                    .as_str()
+                    .unwrap()
+            ),
+            json!({"status": "REJECTED", "reason": "PROMOTIONAL"}),
+        )
+        .await;
+        for _ in 0..100 {
+            if w.templates("?status=REJECTED")
+                .await
+                .iter()
+                .any(|t| t["name"] == "refused")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let refused = w.templates("").await;
+    let refused = refused.iter().find(|t| t["name"] == "refused").unwrap();
+    assert_eq!(refused["category"], "UTILITY");
+
+    // The same validation as a create; several languages need `language`; unknown names 404.
+    let res = patch(
+        "/api/v1/templates/refused",
+        json!({"components": [{"type": "BODY", "text": "Hi {{1}}"}]}),
+    )
+    .await;
+    assert_eq!(res.status(), 422, "a variable without an example");
+    let res = patch("/api/v1/templates/twice", json!({"components": components})).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["field"],
+        "language"
+    );
+    let res = patch(
+        "/api/v1/templates/twice",
+        json!({"language": "id", "components": components}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = patch(
+        "/api/v1/templates/nothing_here",
+        json!({"components": components}),
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+}

@@ -1,6 +1,6 @@
 //! `/templates` (admins): the list per WhatsApp Business Account with filters and live status,
-//! "Sync now", delete with confirmation, and the builder with Meta's rules checked while
-//! typing and a live preview.
+//! "Sync now", edit (within Meta's limits) and delete with confirmation, and the builder with
+//! Meta's rules checked while typing and a live preview.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -69,6 +69,8 @@ fn TemplatesAdmin() -> impl IntoView {
     let language_filter = RwSignal::new(String::new());
     let show_samples = RwSignal::new(false);
     let syncing = RwSignal::new(false);
+    // The template the builder is editing (None: the builder creates a new one).
+    let editing = RwSignal::new(None::<TemplateItem>);
 
     let reload = move || {
         leptos::task::spawn_local(async move {
@@ -237,6 +239,16 @@ fn TemplatesAdmin() -> impl IntoView {
                                                 <td>{t.quality_score.clone().unwrap_or_else(|| "—".into())}</td>
                                                 <td><time>{t.updated_at.replace('T', " ").chars().take(16).collect::<String>()}</time></td>
                                                 <td class="row-actions">
+                                                    {editable(&t.status).then(|| {
+                                                        let item = t.clone();
+                                                        view! {
+                                                            <button type="button" class="link" title=EDIT_RULES
+                                                                on:click=move |_| {
+                                                                    editing.set(Some(item.clone()));
+                                                                    scroll_to_builder();
+                                                                }>"Edit"</button>
+                                                        }
+                                                    })}
                                                     <button type="button" class="link" on:click=move |_| delete(name.clone(), Some(language.clone()))>"Delete"</button>
                                                     <button type="button" class="link" on:click=move |_| delete(name_all.clone(), None)>"Delete all languages"</button>
                                                 </td>
@@ -249,13 +261,77 @@ fn TemplatesAdmin() -> impl IntoView {
                     }).collect_view()}
                 </Show>
             </Show>
-            <Builder on_created=Callback::new(move |name: String| {
+            <Builder editing on_created=Callback::new(move |name: String| {
                 notice.set(Some(format!("“{name}” was sent to Meta for review.")));
                 reload();
             }) />
         </section>
     }
     .into_any()
+}
+
+/// Meta lets approved, rejected and paused templates be edited.
+fn editable(status: &str) -> bool {
+    matches!(status, "APPROVED" | "REJECTED" | "PAUSED")
+}
+
+const EDIT_RULES: &str = "Meta reviews an edited template again. An approved template keeps its category and can be edited once in 24 hours and ten times in 30 days; rejected and paused ones without limit.";
+
+fn scroll_to_builder() {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("template-builder"))
+    {
+        el.scroll_into_view();
+    }
+}
+
+/// Example values of a stored component, by variable name (positional: `1`, `2`, …).
+fn stored_examples(c: &Component, header: bool) -> Vec<(String, String)> {
+    let Some(e) = &c.example else {
+        return Vec::new();
+    };
+    let (named, positional) = if header {
+        (&e.header_text_named_params, e.header_text.clone())
+    } else {
+        (
+            &e.body_text_named_params,
+            e.body_text.as_ref().and_then(|rows| rows.first().cloned()),
+        )
+    };
+    match named {
+        Some(n) => n
+            .iter()
+            .map(|x| (x.param_name.clone(), x.example.clone()))
+            .collect(),
+        None => positional
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| ((i + 1).to_string(), v))
+            .collect(),
+    }
+}
+
+impl ButtonDraft {
+    fn from_meta(b: &Button) -> ButtonDraft {
+        let example = match &b.example {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        };
+        ButtonDraft {
+            kind: b.kind.clone(),
+            text: b.text.clone().unwrap_or_default(),
+            url: b.url.clone().unwrap_or_default(),
+            phone: b.phone_number.clone().unwrap_or_default(),
+            example,
+        }
+    }
 }
 
 /// One button being edited.
@@ -349,7 +425,7 @@ fn examples_for(text: &str, values: &[(String, String)]) -> Vec<(String, String)
 }
 
 #[component]
-fn Builder(on_created: Callback<String>) -> impl IntoView {
+fn Builder(editing: RwSignal<Option<TemplateItem>>, on_created: Callback<String>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let language = RwSignal::new("en_US".to_string());
     let category = RwSignal::new("UTILITY".to_string());
@@ -365,6 +441,55 @@ fn Builder(on_created: Callback<String>) -> impl IntoView {
     let submitting = RwSignal::new(false);
     let uploading = RwSignal::new(false);
     let result = RwSignal::new(None::<Result<String, String>>);
+
+    // Editing: the builder takes the stored template's content.
+    Effect::new(move |_| {
+        let Some(t) = editing.get() else {
+            return;
+        };
+        let components: Vec<Component> =
+            serde_json::from_value(t.components.clone()).unwrap_or_default();
+        name.set(t.name.clone());
+        language.set(t.language.clone());
+        category.set(t.category.clone().unwrap_or_else(|| "UTILITY".into()));
+        let named = components.iter().any(|c| {
+            c.example.as_ref().is_some_and(|e| {
+                e.body_text_named_params.is_some() || e.header_text_named_params.is_some()
+            })
+        });
+        format.set(if named { "named" } else { "positional" }.into());
+        header_kind.set(String::new());
+        header_text.set(String::new());
+        header_handle.set(String::new());
+        footer.set(String::new());
+        buttons.set(Vec::new());
+        for c in &components {
+            match c.kind.as_str() {
+                "HEADER" => {
+                    header_kind.set(c.format.clone().unwrap_or_default());
+                    header_text.set(c.text.clone().unwrap_or_default());
+                    header_values.set(stored_examples(c, true));
+                    if let Some(h) = c
+                        .example
+                        .as_ref()
+                        .and_then(|e| e.header_handle.as_ref())
+                        .and_then(|h| h.first())
+                    {
+                        header_handle.set(h.clone());
+                    }
+                }
+                "BODY" => {
+                    body.set(c.text.clone().unwrap_or_default());
+                    body_values.set(stored_examples(c, false));
+                }
+                "FOOTER" => footer.set(c.text.clone().unwrap_or_default()),
+                "BUTTONS" => buttons.set(c.buttons.iter().map(ButtonDraft::from_meta).collect()),
+                _ => {}
+            }
+        }
+        result.set(None);
+    });
+    let approved = move || editing.with(|e| e.as_ref().is_some_and(|t| t.status == "APPROVED"));
 
     let draft = Memo::new(move |_| {
         let named = format.get() == "named";
@@ -472,16 +597,31 @@ fn Builder(on_created: Callback<String>) -> impl IntoView {
         if !issues.get_untracked().is_empty() {
             return;
         }
-        let body = serde_json::to_value(draft.get_untracked()).unwrap_or_default();
+        let d = draft.get_untracked();
+        let edit = editing.get_untracked();
+        let (method, path, body) = match &edit {
+            None => (
+                "POST",
+                "/api/v1/templates".to_string(),
+                serde_json::to_value(&d).unwrap_or_default(),
+            ),
+            Some(t) => (
+                "PATCH",
+                format!("/api/v1/templates/{}", t.name),
+                json!({"language": t.language, "waba_id": t.waba_id, "category": d.category, "components": d.components}),
+            ),
+        };
         submitting.set(true);
         result.set(None);
         leptos::task::spawn_local(async move {
-            match api::call("POST", "/api/v1/templates", Some(&body)).await {
+            match api::call(method, &path, Some(&body)).await {
                 Ok(_) => {
                     let n = name.get_untracked();
+                    let done = if edit.is_some() { "edited" } else { "created" };
                     result.set(Some(Ok(format!(
-                        "“{n}” was created and is waiting for Meta's review."
+                        "“{n}” was {done} and is waiting for Meta's review."
                     ))));
+                    editing.set(None);
                     on_created.run(n);
                 }
                 Err(e) => result.set(Some(Err(e))),
@@ -528,30 +668,42 @@ fn Builder(on_created: Callback<String>) -> impl IntoView {
     };
 
     view! {
-        <section class="card template-builder">
-            <h2>"New template"</h2>
+        <section class="card template-builder" id="template-builder">
+            {move || match editing.get() {
+                None => view! { <h2>"New template"</h2> }.into_any(),
+                Some(t) => view! {
+                    <h2>{format!("Edit “{}” ({})", t.name, t.language)}</h2>
+                    <p class="muted edit-rules">{EDIT_RULES}</p>
+                    <button type="button" class="link" on:click=move |_| editing.set(None)>"Cancel the edit"</button>
+                }.into_any(),
+            }}
             <div class="builder-grid">
                 <form class="builder-form" on:submit=submit novalidate>
                     <label>"Name" <input type="text" name="name" placeholder="order_update"
+                        readonly=move || editing.with(Option::is_some)
                         prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) /></label>
                     <label>"Language" <input type="text" name="language"
+                        readonly=move || editing.with(Option::is_some)
                         prop:value=move || language.get() on:input=move |ev| language.set(event_target_value(&ev)) /></label>
                     <label>"Category"
-                        <select name="category" on:change=move |ev| category.set(event_target_value(&ev))>
-                            <option value="UTILITY" selected>"Utility"</option>
+                        <select name="category" prop:value=move || category.get() disabled=approved
+                            on:change=move |ev| category.set(event_target_value(&ev))>
+                            <option value="UTILITY">"Utility"</option>
                             <option value="MARKETING">"Marketing"</option>
                             <option value="AUTHENTICATION">"Authentication"</option>
                         </select>
                     </label>
                     <label>"Variables"
-                        <select name="parameter_format" on:change=move |ev| format.set(event_target_value(&ev))>
-                            <option value="positional" selected>"Numbered ({{1}})"</option>
+                        <select name="parameter_format" prop:value=move || format.get()
+                            disabled=move || editing.with(Option::is_some)
+                            on:change=move |ev| format.set(event_target_value(&ev))>
+                            <option value="positional">"Numbered ({{1}})"</option>
                             <option value="named">"Named ({{first_name}})"</option>
                         </select>
                     </label>
                     <label>"Header"
-                        <select name="header" on:change=move |ev| header_kind.set(event_target_value(&ev))>
-                            <option value="" selected>"None"</option>
+                        <select name="header" prop:value=move || header_kind.get() on:change=move |ev| header_kind.set(event_target_value(&ev))>
+                            <option value="">"None"</option>
                             <option value="TEXT">"Text"</option>
                             <option value="IMAGE">"Image"</option>
                             <option value="VIDEO">"Video"</option>
@@ -628,7 +780,11 @@ fn Builder(on_created: Callback<String>) -> impl IntoView {
                         Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
                     })}
                     <button type="submit" class="primary" disabled=move || submitting.get()>
-                        {move || if submitting.get() { "Submitting…" } else { "Submit for review" }}
+                        {move || match (submitting.get(), editing.with(Option::is_some)) {
+                            (true, _) => "Submitting…",
+                            (false, true) => "Submit the edit for review",
+                            (false, false) => "Submit for review",
+                        }}
                     </button>
                 </form>
                 <div class="builder-preview">

@@ -615,6 +615,8 @@ pub async fn export(
         position: Some(start()),
         header: true,
     };
-    let stream = futures_util::stream::unfold(export, export_page);
+    // Fused: the compression layer may poll a finished body once more, and a bare `unfold`
+    // panics then (the connection breaks mid-download).
+    let stream = futures_util::StreamExt::fuse(futures_util::stream::unfold(export, export_page));
     Ok(csv_download("contacts.csv", Body::from_stream(stream)))
 }

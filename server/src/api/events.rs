@@ -131,6 +131,8 @@ pub async fn stream_events(
             }
         }
     });
+    // Fused: a finished `unfold` panics if polled again (the compression layer may).
+    let stream = futures_util::StreamExt::fuse(stream);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -449,6 +449,9 @@ pub async fn errors_csv(
     };
     Ok(super::contacts::csv_download(
         "import-errors.csv",
-        Body::from_stream(futures_util::stream::unfold(pages, error_page)),
+        // Fused, like the contacts export: polled after its end it must not panic.
+        Body::from_stream(futures_util::StreamExt::fuse(futures_util::stream::unfold(
+            pages, error_page,
+        ))),
     ))
 }

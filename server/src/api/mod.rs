@@ -128,7 +128,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/templates/{name}",
-            axum::routing::delete(templates::delete),
+            axum::routing::delete(templates::delete).patch(templates::edit),
         )
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))

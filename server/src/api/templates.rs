@@ -1,6 +1,6 @@
 //! Message templates of the workspace's WhatsApp Business Accounts: list (`GET`), create
-//! (`POST`, checked with the shared validation first), delete (`DELETE /{name}`, every language
-//! or `?language=` one), sync from Meta (`POST /sync`) and media-header samples
+//! (`POST`, checked with the shared validation first), edit (`PATCH /{name}`, within Meta's
+//! rules), delete (`DELETE /{name}`, every language or `?language=` one), sync from Meta (`POST /sync`) and media-header samples
 //! (`POST /media`, through Meta's Resumable Upload API). All but the list are admin-only.
 
 use axum::extract::{Multipart, Path, Query, State};
@@ -313,6 +313,157 @@ pub async fn delete(
         .await?;
     wake(&state.db, &state.events, &caller.workspace_id).await;
     Ok(Json(json!({ "deleted": ids.len() })))
+}
+
+/// An edit: the whole new set of `components` (Meta replaces them all), and `category` for a
+/// rejected or paused template. `language` (and `waba_id`) pick the template when the name has
+/// several.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TemplateEdit {
+    pub language: Option<String>,
+    pub waba_id: Option<String>,
+    pub category: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub components: Value,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Edits a template at Meta (`POST /{template-id}`), after the checks Meta would make: only an
+/// approved, rejected or paused template; an approved one keeps its category and may be edited
+/// once per 24 hours and ten times per 30 days; the new content passes the same validation as a
+/// create. The template goes back to `PENDING` while Meta reviews it.
+#[utoipa::path(patch, path = "/api/v1/templates/{name}", tag = "templates", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    request_body = TemplateEdit,
+    responses((status = 200, body = TemplateDto), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<TemplateEdit>,
+) -> Result<Json<TemplateDto>, ApiError> {
+    caller.require_admin()?;
+    let rows: Vec<TemplateRow> = state
+        .db
+        .templates_named(&caller.workspace_id, &name, body.language.as_deref())
+        .await?
+        .into_iter()
+        .filter(|t| body.waba_id.as_deref().is_none_or(|w| t.waba_id == w))
+        .collect();
+    let t = match rows.len() {
+        0 => return Err(ApiError::NotFound("no such template".into())),
+        1 => rows.into_iter().next().expect("one"),
+        _ => {
+            return Err(invalid(
+                "language",
+                "this template exists in several languages (or accounts): say which with `language` (and `waba_id`)",
+            ))
+        }
+    };
+    let status = t.status.to_ascii_uppercase();
+    if !matches!(status.as_str(), "APPROVED" | "REJECTED" | "PAUSED") {
+        return Err(ApiError::Conflict {
+            code: "template_not_editable",
+            message: format!(
+                "Meta lets only approved, rejected or paused templates be edited; this one is {status}"
+            ),
+        });
+    }
+    let category = body
+        .category
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .filter(|c| Some(c.as_str()) != t.category.as_deref());
+    if category.is_some() && status == "APPROVED" {
+        return Err(invalid(
+            "category",
+            "the category of an approved template cannot change; create a new template instead",
+        ));
+    }
+    if status == "APPROVED" {
+        let now = app::server::now_ms();
+        let edits = state
+            .db
+            .approved_template_edits_since(&caller.workspace_id, &t.id, now - 30 * DAY_MS)
+            .await?;
+        if let Some(last) = edits.last().filter(|&&at| at > now - DAY_MS) {
+            return Err(ApiError::Conflict {
+                code: "template_edit_limit",
+                message: format!(
+                    "Meta allows an approved template one edit per 24 hours; the next edit is possible after {}",
+                    rfc3339(last + DAY_MS)
+                ),
+            });
+        }
+        if edits.len() >= 10 {
+            return Err(ApiError::Conflict {
+                code: "template_edit_limit",
+                message: format!(
+                    "Meta allows an approved template ten edits per 30 days; the next edit is possible after {}",
+                    rfc3339(edits[edits.len() - 10] + 30 * DAY_MS)
+                ),
+            });
+        }
+    }
+    if !body.components.is_array() {
+        return Err(invalid(
+            "components",
+            "`components` is the whole new list of components",
+        ));
+    }
+    // The same validation as a create, on the template as it would be after the edit.
+    let mut whole = json!({
+        "name": t.name,
+        "language": t.language,
+        "category": category.clone().or(t.category.clone()),
+        "components": body.components,
+    });
+    if let Some(f) = &t.parameter_format {
+        whole["parameter_format"] = json!(f);
+    }
+    if let Some(first) = validate_json(&whole.to_string()).into_iter().next() {
+        return Err(invalid(&first.field, first.message));
+    }
+    let Some(meta_id) = t
+        .meta_template_id
+        .clone()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return Err(ApiError::Conflict {
+            code: "template_not_synced",
+            message: "Meta's id of this template is not known yet: sync the templates first".into(),
+        });
+    };
+    let (_, token) = connection(&state, &caller.workspace_id, Some(&t.waba_id)).await?;
+    let mut graph_body = json!({ "components": body.components });
+    if let Some(c) = &category {
+        graph_body["category"] = json!(c);
+    }
+    state
+        .graph
+        .edit_template(&token, &meta_id, &graph_body)
+        .await
+        .map_err(meta_error)?;
+    state
+        .db
+        .record_template_edit(
+            &caller.workspace_id,
+            &t.id,
+            &status,
+            category.as_deref(),
+            &body.components.to_string(),
+        )
+        .await?;
+    wake(&state.db, &state.events, &caller.workspace_id).await;
+    let row = state
+        .db
+        .template(&caller.workspace_id, &t.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("template".into()))?;
+    Ok(Json(TemplateDto::from(row)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

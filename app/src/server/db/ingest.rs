@@ -23,20 +23,31 @@ pub struct Applied {
     pub workspaces: Vec<String>,
 }
 
+/// Rows per multi-row INSERT on SQLite (well under its 32,766 parameters).
+const SQLITE_ROWS_PER_INSERT: usize = 256;
+
 impl Db {
     /// Stores raw bodies in one transaction; when it returns Ok they are durable.
     pub async fn insert_webhook_events(&self, bodies: &[&str]) -> Result<(), DbError> {
         let now = now_ms();
-        let sql = "INSERT INTO webhook_events (received_at, body) VALUES ($1, $2)";
         match self {
             Db::Sqlite(p) => {
+                // Multi-row statements: each statement is a round trip to sqlx's SQLite worker
+                // thread, which costs more than the insert itself.
                 let mut tx = p.begin().await?;
-                for b in bodies {
-                    sqlx::query(sql)
-                        .bind(now)
-                        .bind(*b)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in bodies.chunks(SQLITE_ROWS_PER_INSERT) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| format!("($1, ${})", i + 2))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO webhook_events (received_at, body) VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                    for b in chunk {
+                        q = q.bind(*b);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

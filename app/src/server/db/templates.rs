@@ -241,3 +241,53 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// When the template was edited at or after `since` (ms) while approved: the edits Meta's
+    /// limits count (one per 24 hours, ten per 30 days).
+    pub async fn approved_template_edits_since(
+        &self,
+        workspace_id: &str,
+        template_id: &str,
+        since: i64,
+    ) -> Result<Vec<i64>, DbError> {
+        let sql =
+            "SELECT edited_at FROM template_edits WHERE workspace_id = $1 AND template_id = $2 \
+                   AND status_before = 'APPROVED' AND edited_at >= $3 ORDER BY edited_at";
+        Ok(
+            on!(self, p => sqlx::query_scalar(sql).bind(workspace_id).bind(template_id).bind(since).fetch_all(p).await)?,
+        )
+    }
+
+    /// Stores an edit Meta accepted: the new category and components, back to `PENDING`
+    /// (Meta reviews it again), the edit counted, and a `template.updated` event.
+    pub async fn record_template_edit(
+        &self,
+        workspace_id: &str,
+        template_id: &str,
+        status_before: &str,
+        category: Option<&str>,
+        components: &str,
+    ) -> Result<(), DbError> {
+        let postgres = matches!(self, Db::Postgres(_));
+        let now = now_ms();
+        on!(self, p => {
+            let mut tx = p.begin_write().await?;
+            if postgres {
+                sqlx::query(EVENT_LOCK_SQL).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE templates SET category = COALESCE($1, category), components = $2, status = 'PENDING', \
+                         rejected_reason = NULL, rejection_recommendation = NULL, updated_at = $3 \
+                         WHERE workspace_id = $4 AND id = $5")
+                .bind(category).bind(components).bind(now).bind(workspace_id).bind(template_id)
+                .execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO template_edits (template_id, workspace_id, edited_at, status_before) VALUES ($1, $2, $3, $4)")
+                .bind(template_id).bind(workspace_id).bind(now).bind(status_before)
+                .execute(&mut *tx).await?;
+            sqlx::query(EVENT_SQL).bind(workspace_id).bind(event_data(template_id)).bind(now)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

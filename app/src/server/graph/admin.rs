@@ -22,6 +22,42 @@ impl Graph {
         Self::answer(res).await
     }
 
+    /// `POST /{template-id}` with `category` and/or `components` (the whole set replaces the
+    /// old one): Meta answers `{"success": true}` and reviews the template again.
+    pub async fn edit_template(
+        &self,
+        token: &str,
+        template_id: &str,
+        body: &Value,
+    ) -> Result<(), GraphError> {
+        let res = self
+            .http
+            .post(self.url(template_id))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+
+    /// `DELETE /{phone-number-id}/contact_book?messaging_product=whatsapp&bsuid=…`: removes a
+    /// business-scoped user from the number's contact book (a customer's erasure request).
+    pub async fn delete_contact_book_entry(
+        &self,
+        token: &str,
+        phone_number_id: &str,
+        bsuid: &str,
+    ) -> Result<(), GraphError> {
+        let res = self
+            .http
+            .delete(self.url(&format!("{phone_number_id}/contact_book")))
+            .query(&[("messaging_product", "whatsapp"), ("bsuid", bsuid)])
+            .bearer_auth(token)
+            .send()
+            .await;
+        Self::answer(res).await.map(|_| ())
+    }
+
     /// `DELETE /{waba-id}/message_templates?name=…[&hsm_id=…]`: every language of a name, or the
     /// one template with that id.
     pub async fn delete_template(
