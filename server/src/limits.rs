@@ -1,5 +1,5 @@
 //! Request limits: rate limits per client IP on sign-in (and Meta's deletion callback), per API
-//! token on `/api/v1`, a larger one per IP on Meta's webhook, and one JSON shape for every
+//! token on `/api/v1`, one per IP on refused webhook deliveries (forgeries), and one JSON shape for every
 //! refusal (429 with `Retry-After`, 413, 408), whichever layer refused.
 //!
 //! Rates are GCRA buckets from `governor`, keyed in memory; a key unused for a while is
@@ -7,10 +7,12 @@
 //! The client IP is the TCP peer; `X-Forwarded-For` counts only when the peer is one of
 //! `QONTAK_TRUSTED_PROXIES`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -62,7 +64,8 @@ pub struct LimitSettings {
     pub signin: Option<Rate>,
     /// `QONTAK_RATE_API`: `/api/v1`, per token (or session, or IP without either).
     pub api: Option<Rate>,
-    /// `QONTAK_RATE_WEBHOOK`: POSTs to `/webhooks/whatsapp`, per IP.
+    /// `QONTAK_RATE_WEBHOOK`: refused POSTs to `/webhooks/whatsapp` (bad signature, not
+    /// JSON), per IP; Meta's valid deliveries never count.
     pub webhook: Option<Rate>,
     /// `QONTAK_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
@@ -81,8 +84,8 @@ impl Default for LimitSettings {
                 burst: 2_000,
             }),
             webhook: Some(Rate {
-                per_minute: 120_000,
-                burst: 20_000,
+                per_minute: 6_000,
+                burst: 1_000,
             }),
             trusted_proxies: Vec::new(),
         }
@@ -94,6 +97,8 @@ pub struct Limiters {
     signin: Option<DefaultKeyedRateLimiter<String>>,
     api: Option<DefaultKeyedRateLimiter<String>>,
     webhook: Option<DefaultKeyedRateLimiter<String>>,
+    /// Addresses whose refused webhooks ran over the limit, and until when they are refused.
+    webhook_blocked: Mutex<HashMap<String, Instant>>,
     trusted_proxies: Vec<IpAddr>,
     checks: AtomicU64,
 }
@@ -113,6 +118,7 @@ impl Limiters {
             signin: limiter(settings.signin),
             api: limiter(settings.api),
             webhook: limiter(settings.webhook),
+            webhook_blocked: Mutex::new(HashMap::new()),
             trusted_proxies: settings.trusted_proxies.clone(),
             checks: AtomicU64::new(0),
         })
@@ -137,6 +143,23 @@ impl Limiters {
                 .find(|ip| !self.trusted_proxies.contains(ip))
                 .unwrap_or(peer),
         )
+    }
+
+    /// How long `key` stays refused, if its refused webhooks ran over the limit.
+    fn webhook_blocked_for(&self, key: &str) -> Option<std::time::Duration> {
+        let blocked = self.webhook_blocked.lock().ok()?;
+        let until = blocked.get(key)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    fn block_webhooks(&self, key: String, wait: std::time::Duration) {
+        if let Ok(mut blocked) = self.webhook_blocked.lock() {
+            if blocked.len() >= 10_000 {
+                let now = Instant::now();
+                blocked.retain(|_, until| *until > now);
+            }
+            blocked.insert(key, Instant::now() + wait);
+        }
     }
 
     fn check(
@@ -168,9 +191,6 @@ fn classify<'a>(
     let ip_key = || ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
     if post && (path.starts_with("/auth/") || path == "/meta/data-deletion") {
         return Some((limiters.signin.as_ref()?, ip_key()));
-    }
-    if post && path == "/webhooks/whatsapp" {
-        return Some((limiters.webhook.as_ref()?, ip_key()));
     }
     if path.starts_with("/api/v1/") || path == "/api/v1" {
         let headers = req.headers();
@@ -211,20 +231,47 @@ pub async fn enforce(
             req.headers_mut().insert("x-forwarded-for", v);
         }
     }
+    // Meta's webhooks: only refused deliveries (bad signature, not JSON) count, so Meta's own
+    // traffic is never slowed however busy the numbers are; an address that keeps sending
+    // forgeries past the limit is refused with 429 until its budget refills.
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/webhooks/whatsapp" {
+        let Some(limiter) = limiters.webhook.as_ref() else {
+            return next.run(req).await;
+        };
+        let key = ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+        if let Some(wait) = limiters.webhook_blocked_for(&key) {
+            return too_many(req.uri().path(), wait);
+        }
+        let res = next.run(req).await;
+        if matches!(
+            res.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST
+        ) {
+            if let Err(wait) = limiters.check(limiter, key.clone()) {
+                limiters.block_webhooks(key, wait);
+                return too_many("/webhooks/whatsapp", wait);
+            }
+        }
+        return res;
+    }
     if let Some((limiter, key)) = classify(&limiters, &req, ip) {
         if let Err(wait) = limiters.check(limiter, key) {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let seconds = seconds.max(1);
-            tracing::info!(path = %req.uri().path(), retry_after = seconds, "rate limited");
-            let mut res =
-                ApiError::TooManyRequests(format!("too many requests; try again in {seconds} s"))
-                    .into_response();
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            return res;
+            return too_many(req.uri().path(), wait);
         }
     }
     next.run(req).await
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+fn too_many(path: &str, wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    tracing::info!(%path, retry_after = seconds, "rate limited");
+    let mut res = ApiError::TooManyRequests(format!("too many requests; try again in {seconds} s"))
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    res
 }
 
 /// Answers refusals made by layers outside our handlers (body limits, timeouts) in the JSON
