@@ -86,7 +86,7 @@ fn broadcast(w: &World, label: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "a wall-clock figure: `./x test` runs it alone after the parallel tests (`cargo test -p server --test broadcasts -- --ignored`), since on a loaded 2-core machine the outbox falls behind 80/s"]
+#[ignore = "a wall-clock figure: on a loaded 2-core machine the outbox falls behind 80/s; run it on an idle machine with `cargo test -p server --test broadcasts -- --ignored` (issue 7)"]
 async fn a_broadcast_to_1000_contacts_at_80_per_second_takes_12_5_seconds_with_live_progress() {
     let w = world(&[]).await;
     w.app.db.set_throughput(&w.number_id, 80).await.unwrap();
