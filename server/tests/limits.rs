@@ -72,17 +72,16 @@ async fn only_refused_webhooks_count_against_the_webhook_limit() {
     let app = spawn_app_with(&[("META_APP_SECRET", "s"), ("QONTAK_RATE_WEBHOOK", "2/2")]).await;
     // Meta's signed deliveries are never throttled, however many.
     let body = r#"{"object":"whatsapp_business_account","entry":[]}"#;
-    for _ in 0..6 {
-        let res = app
-            .post("/webhooks/whatsapp")
+    let signed = |body: &'static str| {
+        app.post("/webhooks/whatsapp")
             .header(
                 "x-hub-signature-256",
                 app::server::webhook::sign(b"s", body.as_bytes()),
             )
             .body(body)
-            .send()
-            .await
-            .unwrap();
+    };
+    for _ in 0..6 {
+        let res = signed(body).send().await.unwrap();
         assert_eq!(res.status(), 200, "valid deliveries do not count");
     }
     for _ in 0..2 {
@@ -104,16 +103,7 @@ async fn only_refused_webhooks_count_against_the_webhook_limit() {
     assert!(res.headers().contains_key("retry-after"));
     assert_eq!(error_code(res).await, "rate_limited");
     // Past the limit the address is refused, even a signed delivery, until its budget refills.
-    let res = app
-        .post("/webhooks/whatsapp")
-        .header(
-            "x-hub-signature-256",
-            app::server::webhook::sign(b"s", body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let res = signed(body).send().await.unwrap();
     assert_eq!(res.status(), 429);
     // Verification GETs and the API are not counted against it.
     assert_ne!(
