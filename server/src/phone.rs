@@ -43,12 +43,28 @@ pub fn normalize(input: &str, default_country: Option<&str>) -> Result<PhoneNumb
     } else {
         s.to_string()
     };
-    let parsed = phonenumber::parse(country, &international)
+    // The default country only says whose a national number is; an international one carries
+    // its own (with the hint, libphonenumber reads `+78 20 794-0001` as valid, without it the
+    // same digits as `+7 207940001`, which is not).
+    let hint = if international.starts_with('+') {
+        None
+    } else {
+        country
+    };
+    let parsed = phonenumber::parse(hint, &international)
         .map_err(|_| format!("`{s}` is not a phone number"))?;
     if !phonenumber::is_valid(&parsed) {
         return Err(format!("`{s}` is not a valid number for its country"));
     }
     let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+    // Only a number whose E.164 spelling reads back as itself is stored: it is how the number
+    // will be parsed again (from the database, from Meta's wa_id, from the next import).
+    match phonenumber::parse(None, &e164) {
+        Ok(again)
+            if phonenumber::is_valid(&again)
+                && again.format().mode(phonenumber::Mode::E164).to_string() == e164 => {}
+        _ => return Err(format!("`{s}` is not a valid number for its country")),
+    }
     PhoneNumber::parse(&e164).map_err(|e| e.to_string())
 }
 
@@ -94,5 +110,20 @@ mod tests {
         assert!(normalize("0812", Some("XX"))
             .unwrap_err()
             .contains("country code"));
+    }
+
+    /// Found by the csv_import fuzz target: with a default country, `+78 20 794-0001` was
+    /// accepted as `+78207940001`, which read back alone is `+7 207940001` and invalid.
+    #[test]
+    fn an_accepted_number_reads_back_as_itself_whatever_the_default_country() {
+        for country in [None, Some("IN"), Some("ID"), Some("US"), Some("RU")] {
+            let refused = normalize("+78 20 794-0001", country);
+            assert!(refused.is_err(), "{country:?}: {refused:?}");
+            for s in ["+7 912 345-67-89", "+44 7911 123456", "+62 812-3456-7890"] {
+                let e164 = ok(s, country);
+                assert_eq!(ok(&e164, None), e164, "{s} with {country:?}");
+            }
+        }
+        assert_eq!(ok("8 912 345 67 89", Some("RU")), "+79123456789");
     }
 }
