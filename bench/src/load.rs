@@ -21,6 +21,9 @@ pub struct Outcome {
     pub messages_acked: u64,
     pub elapsed: Duration,
     pub hist: Histogram<u64>,
+    /// Which requests were answered with success, by sequence number (the index of the shot
+    /// posted), so a benchmark can check afterwards that what was acknowledged was kept.
+    pub acked: Vec<usize>,
 }
 
 impl Outcome {
@@ -109,6 +112,7 @@ where
                 .expect("client");
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
             let (mut ok, mut errors, mut messages) = (0u64, 0u64, 0u64);
+            let mut acked = Vec::new();
             while start.elapsed() < duration {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
                 let Some((request, count)) = next(&client, i) else {
@@ -121,13 +125,14 @@ where
                         let _ = r.bytes().await;
                         ok += 1;
                         messages += count as u64;
+                        acked.push(i);
                         let micros = t.elapsed().as_micros() as u64;
                         let _ = hist.record(micros.max(1));
                     }
                     _ => errors += 1,
                 }
             }
-            (ok, errors, messages, hist)
+            (ok, errors, messages, hist, acked)
         }));
     }
     let mut out = Outcome {
@@ -136,9 +141,11 @@ where
         messages_acked: 0,
         elapsed: Duration::ZERO,
         hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        acked: Vec::new(),
     };
     for t in tasks {
-        if let Ok((ok, errors, messages, hist)) = t.await {
+        if let Ok((ok, errors, messages, hist, acked)) = t.await {
+            out.acked.extend(acked);
             out.ok += ok;
             out.errors += errors;
             out.messages_acked += messages;
@@ -173,6 +180,7 @@ pub async fn paced(
         Arc::new(AtomicUsize::new(0)),
         Arc::new(AtomicUsize::new(0)),
     );
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
@@ -180,7 +188,8 @@ pub async fn paced(
     let mut i = 0usize;
     while start.elapsed() < duration {
         tick.tick().await;
-        let Some(shot) = shots.get(i % shots.len().max(1)) else {
+        let index = i % shots.len().max(1);
+        let Some(shot) = shots.get(index) else {
             break;
         };
         i += 1;
@@ -190,8 +199,13 @@ pub async fn paced(
             .header("x-hub-signature-256", &shot.signature)
             .body(shot.body.clone());
         let count = shot.messages;
-        let (hist, ok, errors, messages) =
-            (hist.clone(), ok.clone(), errors.clone(), messages.clone());
+        let (hist, ok, errors, messages, acked) = (
+            hist.clone(),
+            ok.clone(),
+            errors.clone(),
+            messages.clone(),
+            acked.clone(),
+        );
         tasks.spawn(async move {
             let t = Instant::now();
             match request.send().await {
@@ -201,6 +215,7 @@ pub async fn paced(
                     let _ = hist.lock().expect("histogram").record(micros.max(1));
                     ok.fetch_add(1, Ordering::Relaxed);
                     messages.fetch_add(count, Ordering::Relaxed);
+                    acked.lock().expect("acked").push(index);
                 }
                 _ => {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -211,11 +226,13 @@ pub async fn paced(
     }
     while tasks.join_next().await.is_some() {}
     let hist = hist.lock().expect("histogram").clone();
+    let acked = std::mem::take(&mut *acked.lock().expect("acked"));
     Outcome {
         ok: ok.load(Ordering::Relaxed) as u64,
         errors: errors.load(Ordering::Relaxed) as u64,
         messages_acked: messages.load(Ordering::Relaxed) as u64,
         elapsed: start.elapsed(),
         hist,
+        acked,
     }
 }

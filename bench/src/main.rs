@@ -11,6 +11,7 @@ mod inbox;
 mod live;
 mod load;
 mod pages;
+mod peers;
 mod proxy;
 mod report;
 mod scenarios;
@@ -97,6 +98,29 @@ enum Command {
         /// Accepted for ./x bench's uniform call; the benchmark runs on SQLite.
         #[arg(long, default_value = "")]
         pg: String,
+    },
+    /// The webhook receivers people build today (FastAPI + sqlite3, pywa, Express +
+    /// whatsapp-api-js), with Qontak's corpus and load: throughput, latency, and the acknowledged
+    /// messages missing after a SIGKILL.
+    Peers {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Comma-separated: qontak, fastapi, pywa, express.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "qontak,fastapi,pywa,express"
+        )]
+        targets: Vec<String>,
+        /// The peers' sources.
+        #[arg(long, default_value = "bench/peers")]
+        peers_dir: String,
+        /// The virtualenv with bench/peers/requirements.txt installed
+        /// (default: $HOME/.cache/qontak-peers-venv).
+        #[arg(long)]
+        venv: Option<String>,
     },
     /// Raw, gzip and brotli size of the WASM client.
     Wasm {
@@ -229,6 +253,26 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 ..
             } => pages::ssr(seconds, connections).await,
+            Command::Peers {
+                seconds,
+                connections,
+                targets,
+                peers_dir,
+                venv,
+            } => {
+                let venv = venv.map(Into::into).unwrap_or_else(|| {
+                    std::path::Path::new(&std::env::var("HOME").unwrap_or_default())
+                        .join(".cache/qontak-peers-venv")
+                });
+                peers::run(peers::Options {
+                    seconds,
+                    connections,
+                    targets,
+                    dir: peers_dir.into(),
+                    venv,
+                })
+                .await
+            }
             Command::Wasm { file } => pages::wasm(&file),
             Command::Proxy { listen, to } => proxy::run(&listen, to).await,
             Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,

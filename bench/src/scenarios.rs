@@ -44,19 +44,25 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `program args` pinned to the last core when `taskset` exists (the load stays on core 0).
-fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+/// A command for `program`, pinned to the last core when `taskset` exists (the load stays on
+/// core 0).
+pub(crate) fn pinned_command(program: &str) -> Command {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let pin = cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
-    let mut cmd = if pin {
+    if pin {
         let mut c = Command::new("taskset");
         c.arg("-c").arg((cores - 1).to_string()).arg(program);
         c
     } else {
         Command::new(program)
-    };
+    }
+}
+
+/// Runs `program args` pinned to the last core when `taskset` exists (the load stays on core 0).
+fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+    let mut cmd = pinned_command(program);
     cmd.args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -157,7 +163,7 @@ pub(crate) fn text(run: &str, i: usize, j: usize) -> Value {
 }
 
 /// Real-shaped signed bodies: single texts, images, statuses, and batches of 1–10 entries.
-fn corpus(run: &str, n: usize) -> Vec<Shot> {
+pub(crate) fn corpus(run: &str, n: usize) -> Vec<Shot> {
     (0..n)
         .map(|i| {
             let wa = format!("1555{:07}", i % 5000);
