@@ -54,4 +54,33 @@ test("an admin creates a template and sees Meta's approval arrive live", async (
   expect(fired.ok()).toBeTruthy();
   // No reload: the event stream flips the row.
   await expect(row.locator("[data-status]")).toHaveText("APPROVED");
+
+  // The admin edits the approved template: the builder takes its content, name and language
+  // stay locked, Meta's edit limits are explained, and the edit goes back to review.
+  await row.getByRole("button", { name: "Edit" }).click();
+  await expect(page.getByRole("heading", { name: `Edit “${name}” (en_US)` })).toBeVisible();
+  await expect(page.locator(".edit-rules")).toContainText("once in 24 hours");
+  await expect(form.locator('input[name="name"]')).toHaveValue(name);
+  await expect(form.locator('input[name="name"]')).toHaveAttribute("readonly", "");
+  await expect(form.locator('textarea[name="body"]')).toHaveValue("Hi {{1}}, your order is ready for pickup.");
+  await form.locator('textarea[name="body"]').fill("Hi {{1}}, your order is ready: come by any time.");
+  await expect(page.locator(".wa-body")).toHaveText("Hi Ana, your order is ready: come by any time.");
+  await page.getByRole("button", { name: "Submit the edit for review" }).click();
+  await expect(page.getByText(`“${name}” was edited and is waiting for Meta's review.`)).toBeVisible();
+  await expect(row.locator("[data-status]")).toHaveText("PENDING");
+  // Meta holds the new content.
+  const after = await (await page.request.get(`${emulatorURL}/_emulator/templates`)).json();
+  const edited = after.find((t: { name: string }) => t.name === name);
+  expect(JSON.stringify(edited.components)).toContain("come by any time");
+  // A second edit of an approved template within 24 hours is refused before Meta is asked.
+  await page.request.post(`${emulatorURL}/_emulator/templates/${meta.id}/status`, { data: { status: "APPROVED" } });
+  await expect(row.locator("[data-status]")).toHaveText("APPROVED");
+  await row.getByRole("button", { name: "Edit" }).click();
+  await form.locator('textarea[name="body"]').fill("Hi {{1}}, one more change.");
+  await page.getByRole("button", { name: "Submit the edit for review" }).click();
+  await expect(form.getByRole("alert")).toContainText("24 hours");
+  // That refusal is the 409 the browser logs as a failed resource: expected here, and only it.
+  const refused = /409 \(Conflict\) at .*\/api\/v1\/templates\//;
+  expect(errors.filter((e) => refused.test(e))).toHaveLength(1);
+  errors.splice(0, errors.length, ...errors.filter((e) => !refused.test(e)));
 });
