@@ -394,6 +394,14 @@ async fn qontak(o: &Options, shots: &Arc<Vec<Shot>>) -> anyhow::Result<Measured>
     drop(server);
     db.close().await;
     let _ = std::fs::remove_dir_all(&data);
+    // fresh_db's folder: sqlite://<folder>/qontak.db?mode=rwc
+    if let Some(folder) = db_url
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+        .and_then(|p| Path::new(p).parent())
+    {
+        let _ = std::fs::remove_dir_all(folder);
+    }
     let (acked_messages, missing) = missing(shots, &outcome, &stored);
     Ok(Measured {
         outcome,
