@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::Value;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::crypto::SecretKey;
 use super::db::outbox::JobRow;
@@ -74,6 +74,24 @@ impl Outbox {
     }
 }
 
+/// A job's place among the IN_FLIGHT; giving it back wakes the worker to claim the next job.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit first, so the worker woken below finds it free.
+        drop(self.permit.take());
+        self.freed.notify_one();
+    }
+}
+
+/// How many jobs the worker has in hand at once (each waits for its number's pace, then calls
+/// Graph).
+const IN_FLIGHT: usize = 64;
+
 /// The largest burst a bucket allows: a tenth of a second's worth, at least one message.
 fn burst(rate: f64) -> f64 {
     (rate / 10.0).max(1.0)
@@ -123,6 +141,11 @@ impl Worker {
             Ok(n) => tracing::warn!(jobs = n, "jobs were in flight when the server stopped; waiting for Meta's statuses to resolve them"),
             Err(e) => tracing::warn!(error = %e, "recovering in-flight jobs failed"),
         }
+        // Up to IN_FLIGHT jobs at once, claimed as slots free up. (Claiming a batch and waiting
+        // for all of it paused every paced broadcast at the end of each batch for its slowest
+        // send: 1,000 messages at 80/s took 17-18 s instead of 12.5.)
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        let finished = Arc::new(Notify::new());
         let mut last_sweep = Instant::now() - Duration::from_secs(10);
         loop {
             if last_sweep.elapsed() >= Duration::from_secs(1) {
@@ -135,37 +158,46 @@ impl Worker {
                     tracing::warn!(error = %e, "outbox sweep failed");
                 }
             }
-            loop {
-                let jobs = match self
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                match self
                     .db
-                    .claim_jobs(&self.id, 64, self.settings.lease_ms)
+                    .claim_jobs(&self.id, free as i64, self.settings.lease_ms)
                     .await
                 {
-                    Ok(j) => j,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming outbox jobs failed");
-                        break;
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            // Only this loop takes slots, so the `free` counted above are there.
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let slot = Slot {
+                                permit: Some(permit),
+                                freed: finished.clone(),
+                            };
+                            tokio::spawn(self.clone().handle(job, slot));
+                        }
                     }
-                };
-                if jobs.is_empty() {
-                    break;
+                    Err(e) => tracing::warn!(error = %e, "claiming outbox jobs failed"),
                 }
-                let handles: Vec<_> = jobs
-                    .into_iter()
-                    .map(|job| tokio::spawn(self.clone().handle(job)))
-                    .collect();
-                for h in handles {
-                    let _ = h.await;
-                }
+            }
+            if claimed > 0 && slots.available_permits() > 0 {
+                // More may be due already.
+                continue;
             }
             tokio::select! {
                 _ = wake.notified() => {}
+                _ = finished.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
     }
 
-    async fn handle(self, job: JobRow) {
+    /// Runs a job; its slot is given back when it ends. (Giving it back as soon as Meta answered
+    /// a send was tried: more bookkeeping at once made the pace less even, not more.)
+    async fn handle(self, job: JobRow, _slot: Slot) {
         let result = match job.kind.as_str() {
             "send" => self.send(&job).await,
             "mark_read" => self.mark_read(&job).await,
