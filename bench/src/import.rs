@@ -1,7 +1,9 @@
 //! `qontak-bench import`: CSV contact imports of 100,000 and 400,000 rows (1% bad) through the
 //! real server over HTTP, and the CSV export of 100,000 contacts. Reports rows per second and
 //! the server process's peak resident memory (VmHWM) for each, each on a fresh server process,
-//! so a flat figure across sizes shows the import streams instead of loading the file.
+//! so a flat figure across sizes shows the import streams instead of loading the file. Last, the
+//! workspace export (`GET /api/v1/export`, the zip the privacy policy's right of access promises)
+//! of a workspace seeded with 1,000,000 messages, next to one with 100,000: flat memory again.
 
 use std::time::{Duration, Instant};
 
@@ -77,7 +79,12 @@ async fn token(db: &app::server::db::Db) -> anyhow::Result<String> {
     Ok(token)
 }
 
-pub async fn import(sizes: &[usize], engine: &str, pg: &str) -> anyhow::Result<()> {
+pub async fn import(
+    sizes: &[usize],
+    export_messages: &[i64],
+    engine: &str,
+    pg: &str,
+) -> anyhow::Result<()> {
     let key_b64 = app::server::crypto::SecretKey::generate_base64();
     std::env::set_var("BENCH_KEY", &key_b64);
     let key = app::server::crypto::SecretKey::from_base64(&key_b64)?;
@@ -185,8 +192,11 @@ pub async fn import(sizes: &[usize], engine: &str, pg: &str) -> anyhow::Result<(
         db.close().await;
         drop_pg(pg, pg_name).await;
     }
+    for &messages in export_messages {
+        rows_out.push(export_workspace(&http, &key, engine, pg, messages).await?);
+    }
     publish(
-        "import: CSV contacts through the HTTP API (1% bad rows), and the CSV export",
+        "import: CSV contacts through the HTTP API (1% bad rows), the CSV export, the workspace export",
         &format!("./x bench import (qontak-bench import --engine {engine})"),
         &[
             "run",
@@ -198,4 +208,45 @@ pub async fn import(sizes: &[usize], engine: &str, pg: &str) -> anyhow::Result<(
         &rows_out,
     );
     Ok(())
+}
+
+/// The whole-workspace export of a workspace seeded with `messages` messages (one conversation
+/// per ten), read to the end on a fresh server process.
+async fn export_workspace(
+    http: &reqwest::Client,
+    key: &app::server::crypto::SecretKey,
+    engine: &str,
+    pg: &str,
+    messages: i64,
+) -> anyhow::Result<Vec<String>> {
+    let (db_url, db, number_id, pg_name) = fresh_db(engine, pg, key).await?;
+    let token = token(&db).await?;
+    let ws = db.workspace_by_name("Bench").await?.expect("workspace").id;
+    eprintln!("seeding {engine} with {messages} messages for the export…");
+    crate::inbox::seed(&db, &number_id, &ws, "", (messages / 10).max(1), messages).await?;
+    let s = server(&db_url).await;
+    let idle = status_kib(s.proc.pid(), "VmHWM");
+    let started = Instant::now();
+    let mut res = http
+        .get(format!("{}/api/v1/export", s.url))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut bytes = 0usize;
+    while let Some(chunk) = res.chunk().await? {
+        bytes += chunk.len();
+    }
+    let took = started.elapsed().as_secs_f64();
+    let peak = status_kib(s.proc.pid(), "VmHWM");
+    drop(s);
+    db.close().await;
+    drop_pg(pg, pg_name).await;
+    Ok(vec![
+        format!("export workspace, {messages} messages ({engine})"),
+        format!("{:.0}", messages as f64 / took),
+        format!("zip of {:.1} MiB in {took:.2} s", bytes as f64 / 1048576.0),
+        mib(idle),
+        mib(peak),
+    ])
 }

@@ -74,6 +74,9 @@ enum Command {
         /// Comma-separated row counts.
         #[arg(long, default_value = "100000,400000")]
         rows: String,
+        /// Comma-separated message counts of the seeded workspaces to export whole.
+        #[arg(long, default_value = "100000,1000000")]
+        export_messages: String,
         #[arg(long, default_value = "sqlite")]
         engine: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
@@ -220,12 +223,21 @@ fn main() -> anyhow::Result<()> {
                 conversations,
                 messages,
             } => inbox::seed_into(&database_url, &workspace, conversations, messages).await,
-            Command::Import { rows, engine, pg } => {
+            Command::Import {
+                rows,
+                export_messages,
+                engine,
+                pg,
+            } => {
                 let sizes: Vec<usize> = rows
                     .split(',')
                     .filter_map(|r| r.trim().parse().ok())
                     .collect();
-                import::import(&sizes, &engine, &pg).await
+                let exports: Vec<i64> = export_messages
+                    .split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect();
+                import::import(&sizes, &exports, &engine, &pg).await
             }
             Command::Chaos {
                 cycles,
