@@ -158,17 +158,20 @@ where
 
 /// Posts shots to `url` at a steady `rate` per second for `duration` (open loop: a slow answer
 /// does not slow the sender, so a server that falls behind shows it in the latencies). A
-/// request counts as `ok` when it is answered with `expect`.
+/// request counts as `ok` when it is answered with one of `expect`; `from` is the local address
+/// to send from (another loopback address looks like another client to the server).
 pub async fn paced(
     url: &str,
     shots: Arc<Vec<Shot>>,
     rate: u32,
     duration: Duration,
-    expect: u16,
+    expect: &'static [u16],
+    from: Option<std::net::IpAddr>,
 ) -> Outcome {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .http1_only()
+        .local_address(from)
         .build()
         .expect("client");
     let url = Arc::new(url.to_string());
@@ -209,7 +212,7 @@ pub async fn paced(
         tasks.spawn(async move {
             let t = Instant::now();
             match request.send().await {
-                Ok(r) if r.status().as_u16() == expect => {
+                Ok(r) if expect.contains(&r.status().as_u16()) => {
                     let _ = r.bytes().await;
                     let micros = t.elapsed().as_micros() as u64;
                     let _ = hist.lock().expect("histogram").record(micros.max(1));
