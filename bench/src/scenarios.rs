@@ -552,7 +552,12 @@ pub async fn flood(seconds: u64, rate: u32, factor: u32) -> anyhow::Result<()> {
     // Two servers: as deployed (the refused-webhook limit on, the flood from another address
     // than Meta's), and the limit off with the flood from Meta's own address (the bare cost of
     // refusing 3,000 bad signatures a second).
-    let phases: [(&str, Vec<(&str, String)>, Option<std::net::IpAddr>); 2] = [
+    type Phase = (
+        &'static str,
+        Vec<(&'static str, String)>,
+        Option<std::net::IpAddr>,
+    );
+    let phases: [Phase; 2] = [
         (
             "limit on (default), flood from another address",
             vec![],
