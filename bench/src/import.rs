@@ -162,21 +162,9 @@ pub async fn import(
         }
     }
     if let Some((db_url, db, token, pg_name, contacts)) = export_db {
-        let s = server(&db_url).await;
-        let idle = status_kib(s.proc.pid(), "VmHWM");
-        let started = Instant::now();
-        let mut res = http
-            .get(format!("{}/api/v1/contacts/export.csv", s.url))
-            .bearer_auth(&token)
-            .send()
-            .await?;
-        let (mut bytes, mut lines) = (0usize, 0usize);
-        while let Some(chunk) = res.chunk().await? {
-            bytes += chunk.len();
-            lines += chunk.iter().filter(|&&b| b == b'\n').count();
-        }
-        let took = started.elapsed().as_secs_f64();
-        let peak = status_kib(s.proc.pid(), "VmHWM");
+        let d = download(&http, &db_url, "/api/v1/contacts/export.csv", &token).await?;
+        let (lines, took, bytes) = (d.lines, d.took, d.bytes);
+        let (idle, peak) = (d.idle_kib, d.peak_kib);
         rows_out.push(vec![
             format!("export {contacts} contacts ({engine})"),
             format!("{:.0}", (lines.saturating_sub(1)) as f64 / took),
@@ -188,7 +176,6 @@ pub async fn import(
             mib(idle),
             mib(peak),
         ]);
-        drop(s);
         db.close().await;
         drop_pg(pg, pg_name).await;
     }
@@ -224,29 +211,57 @@ async fn export_workspace(
     let ws = db.workspace_by_name("Bench").await?.expect("workspace").id;
     eprintln!("seeding {engine} with {messages} messages for the export…");
     crate::inbox::seed(&db, &number_id, &ws, "", (messages / 10).max(1), messages).await?;
-    let s = server(&db_url).await;
-    let idle = status_kib(s.proc.pid(), "VmHWM");
-    let started = Instant::now();
-    let mut res = http
-        .get(format!("{}/api/v1/export", s.url))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut bytes = 0usize;
-    while let Some(chunk) = res.chunk().await? {
-        bytes += chunk.len();
-    }
-    let took = started.elapsed().as_secs_f64();
-    let peak = status_kib(s.proc.pid(), "VmHWM");
-    drop(s);
+    let d = download(http, &db_url, "/api/v1/export", &token).await?;
     db.close().await;
     drop_pg(pg, pg_name).await;
     Ok(vec![
         format!("export workspace, {messages} messages ({engine})"),
-        format!("{:.0}", messages as f64 / took),
-        format!("zip of {:.1} MiB in {took:.2} s", bytes as f64 / 1048576.0),
-        mib(idle),
-        mib(peak),
+        format!("{:.0}", messages as f64 / d.took),
+        format!(
+            "zip of {:.1} MiB in {:.2} s",
+            d.bytes as f64 / 1048576.0,
+            d.took
+        ),
+        mib(d.idle_kib),
+        mib(d.peak_kib),
     ])
+}
+
+/// What reading one download to its end cost a fresh server process.
+struct Download {
+    bytes: usize,
+    lines: usize,
+    took: f64,
+    idle_kib: u64,
+    peak_kib: u64,
+}
+
+/// Starts a fresh server on `db_url` and reads `path` to the end with `token`.
+async fn download(
+    http: &reqwest::Client,
+    db_url: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<Download> {
+    let s = server(db_url).await;
+    let idle_kib = status_kib(s.proc.pid(), "VmHWM");
+    let started = Instant::now();
+    let mut res = http
+        .get(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    while let Some(chunk) = res.chunk().await? {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|&&b| b == b'\n').count();
+    }
+    Ok(Download {
+        bytes,
+        lines,
+        took: started.elapsed().as_secs_f64(),
+        idle_kib,
+        peak_kib: status_kib(s.proc.pid(), "VmHWM"),
+    })
 }

@@ -328,15 +328,7 @@ async fn peer(
     .await?;
     // uvicorn's second worker comes up a moment after the first one answers.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let url = format!("http://127.0.0.1:{port}/webhooks/whatsapp");
-    let bad = bad_signature(&url, &shots[0]).await;
-    let outcome = load::run(
-        &url,
-        shots.clone(),
-        o.connections,
-        Duration::from_secs(o.seconds),
-    )
-    .await;
+    let (bad, outcome) = drive(port, o, shots).await;
     group.kill();
     let stored = stored_in(&db)
         .await
@@ -349,6 +341,20 @@ async fn peer(
         missing,
         note: String::new(),
     })
+}
+
+/// A badly signed request first (its answer is reported), then the load, on the target's webhook.
+async fn drive(port: u16, o: &Options, shots: &Arc<Vec<Shot>>) -> (String, load::Outcome) {
+    let url = format!("http://127.0.0.1:{port}/webhooks/whatsapp");
+    let bad = bad_signature(&url, &shots[0]).await;
+    let outcome = load::run(
+        &url,
+        shots.clone(),
+        o.connections,
+        Duration::from_secs(o.seconds),
+    )
+    .await;
+    (bad, outcome)
 }
 
 /// Qontak on SQLite, the same way; after the SIGKILL it restarts and drains what it acknowledged.
@@ -366,15 +372,7 @@ async fn qontak(o: &Options, shots: &Arc<Vec<Shot>>) -> anyhow::Result<Measured>
     let port = free_port();
     let server = scenarios::start_qontak(&db_url, port, &data, &env);
     scenarios::wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
-    let url = format!("http://127.0.0.1:{port}/webhooks/whatsapp");
-    let bad = bad_signature(&url, &shots[0]).await;
-    let outcome = load::run(
-        &url,
-        shots.clone(),
-        o.connections,
-        Duration::from_secs(o.seconds),
-    )
-    .await;
+    let (bad, outcome) = drive(port, o, shots).await;
     drop(server); // SIGKILL
     let backlog = db.webhook_backlog().await?;
     let port = free_port();
