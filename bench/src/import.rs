@@ -63,7 +63,7 @@ async fn server(db_url: &str) -> Server {
 }
 
 /// An admin API token in the bench workspace.
-async fn token(db: &app::server::db::Db) -> anyhow::Result<String> {
+pub(crate) async fn token(db: &app::server::db::Db) -> anyhow::Result<String> {
     let ws = db.workspace_by_name("Bench").await?.expect("workspace").id;
     let user = db.create_user("bench@example.com", "Bench").await?;
     db.add_member(&ws, &user.id, "admin").await?;

@@ -239,3 +239,182 @@ pub async fn paced(
         acked,
     }
 }
+
+/// How many connections [`raw_paced`] spreads its requests over.
+pub const RAW_CONNECTIONS: usize = 32;
+
+/// Posts shots to `path` on `addr` at `rate` per second in total over [`RAW_CONNECTIONS`] raw
+/// keep-alive HTTP/1.1 connections for `duration`, from a thread and a runtime of its own: the
+/// attacker of the flood benchmark. Requests are pre-built bytes and answers are read with a
+/// minimal parser, so the generator costs as little per request as one can, and runs apart
+/// from the runtime that times the valid webhooks (like a client on another machine; it still
+/// shares the cores). A request counts as `ok` when it is answered with one of `expect`.
+pub fn raw_paced(
+    addr: std::net::SocketAddr,
+    from: Option<std::net::IpAddr>,
+    path: &str,
+    shots: Arc<Vec<Shot>>,
+    rate: u32,
+    duration: Duration,
+    expect: &'static [u16],
+) -> std::thread::JoinHandle<Outcome> {
+    let connections = RAW_CONNECTIONS;
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        shots
+            .iter()
+            .map(|s| {
+                let mut r = format!(
+                    "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+                     x-hub-signature-256: {}\r\ncontent-length: {}\r\n\r\n",
+                    s.signature,
+                    s.body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&s.body);
+                r
+            })
+            .collect(),
+    );
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let period = Duration::from_secs_f64(connections as f64 / f64::from(rate.max(1)));
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for c in 0..connections {
+                let requests = requests.clone();
+                tasks.spawn(async move {
+                    let mut hist =
+                        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                    let (mut ok, mut errors) = (0u64, 0u64);
+                    let mut tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let mut stream = None;
+                    let mut buf = Vec::with_capacity(4096);
+                    let mut i = c;
+                    while start.elapsed() < duration {
+                        tick.tick().await;
+                        let request = &requests[i % requests.len().max(1)];
+                        i += connections;
+                        if stream.is_none() {
+                            stream = connect(addr, from).await;
+                        }
+                        let Some(s) = stream.as_mut() else {
+                            errors += 1;
+                            continue;
+                        };
+                        let t = Instant::now();
+                        match exchange(s, request, &mut buf).await {
+                            Some((status, keep_alive)) => {
+                                if expect.contains(&status) {
+                                    ok += 1;
+                                    let _ = hist.record((t.elapsed().as_micros() as u64).max(1));
+                                } else {
+                                    errors += 1;
+                                }
+                                if !keep_alive {
+                                    stream = None;
+                                }
+                            }
+                            None => {
+                                errors += 1;
+                                stream = None;
+                            }
+                        }
+                    }
+                    (ok, errors, hist)
+                });
+            }
+            let mut out = Outcome {
+                ok: 0,
+                errors: 0,
+                messages_acked: 0,
+                elapsed: Duration::ZERO,
+                hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+                acked: Vec::new(),
+            };
+            while let Some(Ok((ok, errors, hist))) = tasks.join_next().await {
+                out.ok += ok;
+                out.errors += errors;
+                let _ = out.hist.add(hist);
+            }
+            out.elapsed = start.elapsed();
+            out
+        })
+    })
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    from: Option<std::net::IpAddr>,
+) -> Option<tokio::net::TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .ok()?;
+    if let Some(ip) = from {
+        socket.bind(std::net::SocketAddr::new(ip, 0)).ok()?;
+    }
+    let stream = socket.connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    Some(stream)
+}
+
+/// Writes one request and reads its answer: (status, whether the connection stays open).
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> Option<(u16, bool)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.ok()?;
+    buf.clear();
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .ok()?
+        .to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+    };
+    let keep_alive = header("connection:").is_none_or(|v| v != "close");
+    if header("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+        while !buf[head_end..].ends_with(b"0\r\n\r\n") {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let length: usize = header("content-length:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some((status, keep_alive))
+}

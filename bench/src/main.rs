@@ -5,6 +5,7 @@
 //! webhooks), the emulator's own request rate (the ceiling for sends). Servers run as separate
 //! processes pinned to one core where the machine allows, the load generator on another.
 
+mod broadcast;
 mod chaos;
 mod import;
 mod inbox;
@@ -39,15 +40,20 @@ enum Command {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         pg: String,
     },
-    /// Outbox drain to the emulator: fast (rate set high) and paced at 80/s.
+    /// Valid webhooks' latency with and without a flood of bad signatures `factor` times their
+    /// rate, alternating clean and flooded runs.
     Flood {
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 6)]
         seconds: u64,
         #[arg(long, default_value_t = 300)]
         rate: u32,
         #[arg(long, default_value_t = 10)]
         factor: u32,
+        /// Clean and flooded runs alternate this many times.
+        #[arg(long, default_value_t = 4)]
+        rounds: u32,
     },
+    /// Outbox drain to the emulator: fast (rate set high) and paced at 80/s.
     Send {
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
@@ -177,6 +183,19 @@ enum Command {
         #[arg(long)]
         secret: String,
     },
+    /// A template broadcast through the API to `contacts` imported contacts at `rate` messages
+    /// a second, against the emulator (which sends Meta's statuses back): time from the first
+    /// send to the last as Meta sees it, and the progress the API showed meanwhile. With
+    /// `--check`, fails unless it took contacts ÷ rate ± 10%, each contact got exactly one
+    /// message, and the progress rose live.
+    Broadcast {
+        #[arg(long, default_value_t = 1000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 80)]
+        rate: i64,
+        #[arg(long)]
+        check: bool,
+    },
     /// The emulator alone (internal: its own process for the send ceiling).
     Emulator {
         #[arg(long)]
@@ -205,12 +224,18 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 rate,
                 factor,
-            } => scenarios::flood(seconds, rate, factor).await,
+                rounds,
+            } => scenarios::flood(seconds, rate, factor, rounds).await,
             Command::Send {
                 messages,
                 engine,
                 pg,
             } => scenarios::send(messages, &engine, &pg).await,
+            Command::Broadcast {
+                contacts,
+                rate,
+                check,
+            } => broadcast::run(contacts, rate, check).await,
             Command::Inbox {
                 conversations,
                 messages,

@@ -136,6 +136,28 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
     let fallback_state = state.clone();
     let options = state.leptos_options.clone();
     let request_id = HeaderName::from_static("x-request-id");
+    // Meta's webhooks sit outside the pages' and API's layers (compression, the page security
+    // headers, the upload limit): a refused delivery costs only what refusing needs, so a flood
+    // of forgeries weighs as little as it can on the valid ones (issue 8's flood benchmark).
+    // They keep the request id, the trace span, the rate limit, the JSON refusals and a timeout.
+    let webhooks = crate::webhooks::router()
+        .with_state(state.clone())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(crate::limits::json_refusals))
+        .layer(axum::middleware::from_fn_with_state(
+            limiters.clone(),
+            crate::limits::enforce,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(http_span))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid));
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -143,7 +165,6 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
         .merge(crate::auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
         .merge(crate::privacy::public_router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
         .route("/metrics", get(metrics))
-        .merge(crate::webhooks::router())
         .route("/media/{message_id}", get(crate::media::serve))
         .nest(
             "/api/v1",
@@ -158,9 +179,11 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
             },
             move || shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            move || provide_context(fallback_state.clone()),
-            shell,
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            move || provide_context(fallback_state.clone()), shell
         ))
         .with_state(state)
         // Layers run outside-in from the bottom: the request id is set first so the trace
@@ -181,8 +204,14 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
@@ -191,17 +220,33 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin-allow-popups"),
         ))
-        .layer(RequestBodyLimitLayer::new(crate::api::media::MAX_UPLOAD_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(RequestBodyLimitLayer::new(
+            crate::api::media::MAX_UPLOAD_BYTES,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
         .layer(axum::middleware::from_fn(crate::limits::json_refusals))
-        .layer(axum::middleware::from_fn_with_state(limiters, crate::limits::enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            limiters,
+            crate::limits::enforce,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // The path only: a query string may carry a verify token.
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(http_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .merge(webhooks)
+}
+
+/// The span of one request: method, path and request id. The path only: a query string may
+/// carry a verify token.
+fn http_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 async fn healthz() -> impl IntoResponse {

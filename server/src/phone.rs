@@ -58,7 +58,13 @@ pub fn normalize(input: &str, default_country: Option<&str>) -> Result<PhoneNumb
     }
     let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
     // Only a number whose E.164 spelling reads back as itself is stored: it is how the number
-    // will be parsed again (from the database, from Meta's wa_id, from the next import).
+    // will be parsed again (from the database, from Meta's wa_id, from the next import). When
+    // the input already was that spelling, read without a hint, it has just been read back (the
+    // common case in imports: this halves their parsing).
+    let read_back = hint.is_none() && international == e164;
+    if read_back {
+        return PhoneNumber::parse(&e164).map_err(|e| e.to_string());
+    }
     match phonenumber::parse(None, &e164) {
         Ok(again)
             if phonenumber::is_valid(&again)

@@ -86,7 +86,7 @@ fn broadcast(w: &World, label: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "a wall-clock figure of a debug build: on this 2-core machine, with Meta's three statuses per message flowing back, it sends 1,000 in 12.7-14.2 s first to last, at the edge of 12.5 s ± 10%; the release build's figure is ./x bench send. Run it alone with `cargo test -p server --test broadcasts -- --ignored` (issue 7)"]
+#[ignore = "a wall-clock figure of a debug build: on 2 cores, with Meta's three statuses per message flowing back, it sends 1,000 in 12.7-14.2 s first to last, at the edge of 12.5 s ± 10%. ./x test checks the same through the release build (`qontak-bench broadcast --check`); run this one alone with `cargo test -p server --test broadcasts -- --ignored` (issue 7)"]
 async fn a_broadcast_to_1000_contacts_at_80_per_second_takes_12_5_seconds_with_live_progress() {
     let w = world(&[]).await;
     w.app.db.set_throughput(&w.number_id, 80).await.unwrap();

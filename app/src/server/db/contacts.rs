@@ -638,8 +638,10 @@ impl Db {
             }
             let mut existing = 0i64;
             let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-            // SQLite allows 32766 variables and Postgres 65535 per statement: 500 rows × 7 stays below.
-            for chunk in rows.chunks(500) {
+            // Statements of at most ~700 parameters: sqlx looks each numbered parameter up by
+            // name, and SQLite finds a name by walking the statement's list of them, so binding
+            // costs the square of their number (500 rows × 7 spent 42% of an import there).
+            for chunk in rows.chunks(100) {
                 let mut args = vec![Arg::Text(ws.to_string())];
                 let list: Vec<String> = chunk.iter().map(|c| { args.push(Arg::Text(c.wa_id.clone())); format!("${}", args.len()) }).collect();
                 let sql = format!("SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND wa_id IN ({})", list.join(", "));
@@ -667,7 +669,7 @@ impl Db {
             let labels: Vec<(&str, &str)> = rows.iter()
                 .flat_map(|c| c.labels.iter().filter_map(|l| ids.get(&c.wa_id).map(|id| (id.as_str(), l.as_str()))))
                 .collect();
-            for chunk in labels.chunks(1000) {
+            for chunk in labels.chunks(300) {
                 let mut args = vec![Arg::Text(ws.to_string())];
                 let values: Vec<String> = chunk.iter().map(|(id, l)| {
                     args.push(Arg::Text(id.to_string()));
@@ -677,7 +679,7 @@ impl Db {
                 let sql = format!("INSERT INTO contact_labels (workspace_id, contact_id, label) VALUES {} ON CONFLICT DO NOTHING", values.join(", "));
                 bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &args).execute(&mut *tx).await?;
             }
-            for chunk in batch.errors.chunks(1000) {
+            for chunk in batch.errors.chunks(200) {
                 let mut args = vec![Arg::Text(import.id.clone())];
                 let values: Vec<String> = chunk.iter().map(|e| {
                     args.push(Arg::Int(e.row));
