@@ -442,7 +442,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         relay.push(inbound(&format!("pre{c}"), c, 1));
     }
     let settle = Instant::now();
-    while relay.outstanding.load(Ordering::SeqCst) > 0 || db.webhook_backlog().await? > 0 {
+    while relay.outstanding.load(Ordering::SeqCst) > 0 || db.has_webhook_backlog().await? {
         anyhow::ensure!(
             settle.elapsed() < Duration::from_secs(60),
             "the first messages never landed"

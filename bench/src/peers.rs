@@ -379,7 +379,7 @@ async fn qontak(o: &Options, shots: &Arc<Vec<Shot>>) -> anyhow::Result<Measured>
     let restarted = Instant::now();
     let server = scenarios::start_qontak(&db_url, port, &data, &env);
     scenarios::wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
-    while db.webhook_backlog().await? > 0 && restarted.elapsed() < Duration::from_secs(600) {
+    while db.has_webhook_backlog().await? && restarted.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drained = restarted.elapsed();

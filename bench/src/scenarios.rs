@@ -319,7 +319,7 @@ pub async fn webhooks(
         )
         .await;
         // Processing: until every acknowledged body is applied.
-        while db.webhook_backlog().await? > 0 && started.elapsed() < Duration::from_secs(600) {
+        while db.has_webhook_backlog().await? && started.elapsed() < Duration::from_secs(600) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let processed_in = started.elapsed();
