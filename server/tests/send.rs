@@ -550,3 +550,44 @@ async fn the_typing_indicator_reaches_meta_and_is_throttled() {
         .count();
     assert_eq!(typing_calls, 1);
 }
+
+#[tokio::test]
+async fn at_a_slow_pace_queued_sends_outwait_their_lease_and_still_go_once_each() {
+    // A 1-second lease, a 1-second unknown wait, 2 messages a second: the tenth send waits
+    // about 4.5 s for its turn. Were the waiting sends taken for sends cut off mid-flight, the
+    // sweep would mark them unknown and queue them again a second later: sent twice.
+    let w = world(&[
+        ("QONTAK_OUTBOX_LEASE_MS", "1000"),
+        ("QONTAK_OUTBOX_UNKNOWN_WAIT_MS", "1000"),
+    ])
+    .await;
+    w.app.db.set_throughput(&w.number_id, 2).await.unwrap();
+    let conv = w.customer_says(CUSTOMER, "hi").await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let m = queued(&w, text_to(&w, &format!("update {i}"))).await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        w.message_until(&conv, id, |m| m["status"] == "read").await;
+    }
+    // Past the unknown wait: a job wrongly marked unknown would have been sent again by now.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let sends = w.graph_sends().await;
+    let mut bodies: Vec<&str> = sends
+        .iter()
+        .filter_map(|s| s["body"]["text"]["body"].as_str())
+        .collect();
+    bodies.sort_unstable();
+    assert_eq!(
+        bodies,
+        (0..10).map(|i| format!("update {i}")).collect::<Vec<_>>(),
+        "each message sent exactly once"
+    );
+    for id in &ids {
+        assert_eq!(
+            w.app.db.job_of_message(id).await.unwrap().unwrap().0,
+            "done"
+        );
+    }
+}

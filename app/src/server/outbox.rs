@@ -217,22 +217,18 @@ impl Worker {
         }
     }
 
-    async fn pace(&self, number_id: &str, rate: i64) {
-        let wait = {
-            let mut buckets = self.buckets.lock().await;
-            let rate = rate.max(1) as f64;
-            buckets
-                .entry(number_id.to_string())
-                .or_insert(Bucket {
-                    rate,
-                    tokens: burst(rate),
-                    at: Instant::now(),
-                })
-                .take(rate)
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+    /// Takes the number's next turn: how long to wait for it.
+    async fn reserve(&self, number_id: &str, rate: i64) -> Duration {
+        let mut buckets = self.buckets.lock().await;
+        let rate = rate.max(1) as f64;
+        buckets
+            .entry(number_id.to_string())
+            .or_insert(Bucket {
+                rate,
+                tokens: burst(rate),
+                at: Instant::now(),
+            })
+            .take(rate)
     }
 
     fn backoff(&self, attempts: i64, error: &GraphError) -> i64 {
@@ -278,7 +274,20 @@ impl Worker {
                     .await
             }
         };
-        self.pace(&target.number_id, target.throughput_mps).await;
+        // Up to IN_FLIGHT sends wait their turn here at once: at a slow pace (a number set to
+        // 1 message a second) the last would outwait its lease, and the sweep would take a send
+        // still to be made for one cut off mid-flight (marked unknown, then sent again).
+        let wait = self.reserve(&target.number_id, target.throughput_mps).await;
+        if wait.as_millis() as i64 > self.settings.lease_ms / 2 {
+            let until = now_ms() + wait.as_millis() as i64 + self.settings.lease_ms;
+            if !self.db.extend_job_lease(&job.id, &self.id, until).await? {
+                tracing::warn!(job = %job.id, "an outbox job was taken over while it waited its turn");
+                return Ok(());
+            }
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let mut body: Value = serde_json::from_str(&job.payload).unwrap_or_default();
         body["biz_opaque_callback_data"] = Value::String(message_id.to_string());
         let outcome = self

@@ -152,6 +152,19 @@ impl Db {
         })
     }
 
+    /// Keeps a claimed job this worker's until `until` (ms): a send waiting its turn at a slow
+    /// pace must not look abandoned to the sweep. False when the job is no longer ours.
+    pub async fn extend_job_lease(
+        &self,
+        job_id: &str,
+        worker: &str,
+        until: i64,
+    ) -> Result<bool, DbError> {
+        let sql = "UPDATE outbox_jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND state = 'in_flight'";
+        let n = on!(self, p => sqlx::query(sql).bind(until).bind(job_id).bind(worker).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
     /// Where a message goes.
     pub async fn job_target(&self, message_id: &str) -> Result<Option<JobTarget>, DbError> {
         let sql = "SELECT n.phone_number_id, n.id AS number_id, c.id AS connection_id, c.access_token_enc, n.throughput_mps \
