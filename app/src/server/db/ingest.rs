@@ -422,13 +422,18 @@ macro_rules! engine_impl {
                 match found {
                     Some(id) => {
                         // Link the identity this message adds, unless another contact holds it.
+                        // Only when something changes: a customer's every message rewriting their
+                        // row left Postgres walking dead row versions on each lookup (the
+                        // processor spent most of its time on this row under a burst).
                         sqlx::query(
                             "UPDATE contacts SET \
                              wa_id = COALESCE(wa_id, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.wa_id = $3) THEN $3 END), \
                              phone = COALESCE(phone, $4), \
                              bsuid = COALESCE(bsuid, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.bsuid = $5) THEN $5 END), \
                              profile_name = COALESCE($6, profile_name), username = COALESCE($7, username), updated_at = $8 \
-                             WHERE id = $1",
+                             WHERE id = $1 AND ((wa_id IS NULL AND $3 IS NOT NULL) OR (phone IS NULL AND $4 IS NOT NULL) \
+                             OR (bsuid IS NULL AND $5 IS NOT NULL) OR ($6 IS NOT NULL AND profile_name IS DISTINCT FROM $6) \
+                             OR ($7 IS NOT NULL AND username IS DISTINCT FROM $7))",
                         )
                         .bind(&id)
                         .bind(workspace_id)
