@@ -290,9 +290,13 @@ pub fn raw_paced(
                     let mut hist =
                         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                     let (mut ok, mut errors) = (0u64, 0u64);
-                    let mut tick = tokio::time::interval(period);
+                    // Staggered: 32 connections ticking together would send bursts of 32.
+                    let first =
+                        tokio::time::Instant::now() + period.mul_f64(c as f64 / connections as f64);
+                    let mut tick = tokio::time::interval_at(first, period);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                     let mut stream = None;
+                    let mut reused = false;
                     let mut buf = Vec::with_capacity(4096);
                     let mut i = c;
                     while start.elapsed() < duration {
@@ -307,7 +311,17 @@ pub fn raw_paced(
                             continue;
                         };
                         let t = Instant::now();
-                        match exchange(s, request, &mut buf).await {
+                        let mut answer = exchange(s, request, &mut buf).await;
+                        if answer.is_none() && reused {
+                            // The server may close an idle or refused keep-alive connection
+                            // between two requests: one new connection and one more try.
+                            stream = connect(addr, from).await;
+                            if let Some(s) = stream.as_mut() {
+                                answer = exchange(s, request, &mut buf).await;
+                            }
+                        }
+                        reused = answer.is_some_and(|(_, keep_alive)| keep_alive);
+                        match answer {
                             Some((status, keep_alive)) => {
                                 if expect.contains(&status) {
                                     ok += 1;

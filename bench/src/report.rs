@@ -50,7 +50,12 @@ pub fn publish_to(path: &str, title: &str, command: &str, header: &[&str], rows:
     let table = table(header, rows);
     println!("\n{title}\n{table}");
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    let commit = sh("git", &["rev-parse", "--short", "HEAD"]);
+    // The commit the binaries were built from (./x bench sets it when it builds them): HEAD may
+    // move while a long run goes on.
+    let commit = std::env::var("QONTAK_BENCH_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| sh("git", &["rev-parse", "--short", "HEAD"]));
     let entry = format!("\n## {title} — {date}\n\nMachine: {}. Commit: `{commit}`. Command: `{command}`.\n\n{table}", machine());
     let path = std::path::Path::new(path);
     let new = !path.exists();

@@ -574,25 +574,37 @@ pub async fn flood(seconds: u64, rate: u32, factor: u32, rounds: u32) -> anyhow:
         let _ = load::paced(&target, warm, rate, Duration::from_secs(2), &[200], None).await;
         let (mut clean, mut flooded, mut flood) = (None, None, None);
         for round in 0..rounds {
-            let shots = Arc::new(corpus(&format!("clean{phase}{round}"), n));
-            let c = load::paced(&target, shots, rate, duration, &[200], None).await;
-            clean = Some(merge(clean, c));
-            let shots = Arc::new(corpus(&format!("flooded{phase}{round}"), n));
-            let attacker = load::raw_paced(
-                addr,
-                from,
-                "/webhooks/whatsapp",
-                bad.clone(),
-                rate * factor,
-                duration,
-                &[401, 429],
-            );
-            let v = load::paced(&target, shots, rate, duration, &[200], None).await;
-            let f = tokio::task::spawn_blocking(move || attacker.join())
-                .await?
-                .map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
-            flooded = Some(merge(flooded, v));
-            flood = Some(merge(flood, f));
+            // ABBA: clean first in even rounds, flooded first in odd ones, so a drift over the
+            // run weighs on both sides alike.
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for flooding in order {
+                if !flooding {
+                    let shots = Arc::new(corpus(&format!("clean{phase}{round}"), n));
+                    let c = load::paced(&target, shots, rate, duration, &[200], None).await;
+                    clean = Some(merge(clean, c));
+                    continue;
+                }
+                let shots = Arc::new(corpus(&format!("flooded{phase}{round}"), n));
+                let attacker = load::raw_paced(
+                    addr,
+                    from,
+                    "/webhooks/whatsapp",
+                    bad.clone(),
+                    rate * factor,
+                    duration,
+                    &[401, 429],
+                );
+                let v = load::paced(&target, shots, rate, duration, &[200], None).await;
+                let f = tokio::task::spawn_blocking(move || attacker.join())
+                    .await?
+                    .map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
+                flooded = Some(merge(flooded, v));
+                flood = Some(merge(flood, f));
+            }
         }
         let (clean, flooded, flood) = (
             clean.expect("at least one round"),

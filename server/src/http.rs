@@ -136,15 +136,43 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
     let fallback_state = state.clone();
     let options = state.leptos_options.clone();
     let request_id = HeaderName::from_static("x-request-id");
-    // Meta's webhooks sit outside the pages' and API's layers (compression, the page security
-    // headers, the upload limit): a refused delivery costs only what refusing needs, so a flood
-    // of forgeries weighs as little as it can on the valid ones (issue 8's flood benchmark).
-    // They keep the request id, the trace span, the rate limit, the JSON refusals and a timeout.
+    // Meta's webhooks sit outside the pages' and API's layers (compression, the upload limit,
+    // the leptos routes): a refused delivery costs only what refusing needs, so a flood of
+    // forgeries weighs as little as it can on the valid ones (issue 8's flood benchmark). They
+    // keep the request id, the trace span, the rate limit, the JSON refusals, a timeout and the
+    // same security headers as every other answer.
     let webhooks = crate::webhooks::router()
         .with_state(state.clone())
+        .layer(axum::middleware::map_response(
+            move |mut res: axum::response::Response| async move {
+                if state_https {
+                    res.headers_mut().insert(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                    );
+                }
+                res
+            },
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin-allow-popups"),
         ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

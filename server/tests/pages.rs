@@ -80,6 +80,24 @@ async fn pages_carry_security_headers_and_a_nonce_csp_that_admits_the_hydration_
         .unwrap()
         .starts_with("default-src 'none'"));
     assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+
+    // Meta's webhook route has a stack of its own (a cheap refusal path); same headers.
+    let hook = app
+        .post("/webhooks/whatsapp")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let h = hook.headers();
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    assert!(h.contains_key("x-request-id"));
 }
 
 #[tokio::test]

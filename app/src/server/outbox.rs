@@ -277,12 +277,20 @@ impl Worker {
         // Up to IN_FLIGHT sends wait their turn here at once: at a slow pace (a number set to
         // 1 message a second) the last would outwait its lease, and the sweep would take a send
         // still to be made for one cut off mid-flight (marked unknown, then sent again).
+        // A quarter of the lease: the Graph request after the wait must fit in what is left.
         let wait = self.reserve(&target.number_id, target.throughput_mps).await;
-        if wait.as_millis() as i64 > self.settings.lease_ms / 2 {
+        if wait.as_millis() as i64 > self.settings.lease_ms / 4 {
             let until = now_ms() + wait.as_millis() as i64 + self.settings.lease_ms;
-            if !self.db.extend_job_lease(&job.id, &self.id, until).await? {
-                tracing::warn!(job = %job.id, "an outbox job was taken over while it waited its turn");
-                return Ok(());
+            match self.db.extend_job_lease(&job.id, &self.id, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job = %job.id, "an outbox job was taken over while it waited its turn");
+                    return Ok(());
+                }
+                // Best effort: the send goes ahead as it did before leases were extended.
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "extending an outbox lease failed")
+                }
             }
         }
         if !wait.is_zero() {

@@ -397,7 +397,7 @@ impl Db {
                    FROM contacts k WHERE k.workspace_id = $1 AND (lower(COALESCE(k.name, '')) LIKE $2 ESCAPE '\\' \
                    OR lower(COALESCE(k.profile_name, '')) LIKE $2 ESCAPE '\\' OR lower(COALESCE(k.username, '')) LIKE $2 ESCAPE '\\' \
                    OR COALESCE(k.wa_id, '') LIKE $3 OR COALESCE(k.phone, '') LIKE $3) \
-                   ORDER BY k.updated_at DESC LIMIT $4";
+                   ORDER BY COALESCE((SELECT MAX(c.last_message_at) FROM conversations c WHERE c.contact_id = k.id), 0) DESC, k.updated_at DESC LIMIT $4";
         Ok(
             on!(self, p => sqlx::query_as(sql).bind(workspace_id).bind(&pattern).bind(&digit_pattern).bind(limit).fetch_all(p).await)?,
         )
