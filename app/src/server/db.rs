@@ -64,6 +64,29 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// SQLite lets one connection write at a time, and connections that meet at its lock wait in
+/// its busy handler, which sleeps 1, 2, 5, 10… ms between tries (and a deferred transaction
+/// that read before another's commit cannot upgrade at all: SQLITE_BUSY_SNAPSHOT). The busy
+/// writers (the webhook group commit, the processor, the outbox) queue here instead, async and
+/// first come first served, and take the lock at `BEGIN IMMEDIATE`, so each waits for at most
+/// the transactions ahead of it, not for a sleep.
+pub(crate) static SQLITE_WRITE_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A write transaction on SQLite, through [`SQLITE_WRITE_GATE`]; keep the guard until commit.
+pub(crate) async fn sqlite_write(
+    pool: &SqlitePool,
+) -> Result<
+    (
+        tokio::sync::MutexGuard<'static, ()>,
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+    ),
+    sqlx::Error,
+> {
+    let gate = SQLITE_WRITE_GATE.lock().await;
+    let tx = pool.begin_write().await?;
+    Ok((gate, tx))
+}
+
 macro_rules! on {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{Db, DbError};
 use crate::domain::MessageStatus;
+use crate::server::db::BeginWrite;
 use crate::server::webhook::{self, ContactInfo, InboundMessage, MessagesValue, StatusUpdate};
 use crate::server::{new_id, now_ms};
 
@@ -34,7 +35,7 @@ impl Db {
             Db::Sqlite(p) => {
                 // Multi-row statements: each statement is a round trip to sqlx's SQLite worker
                 // thread, which costs more than the insert itself.
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 for chunk in bodies.chunks(SQLITE_ROWS_PER_INSERT) {
                     let values: Vec<String> = (0..chunk.len())
                         .map(|i| format!("($1, ${})", i + 2))
@@ -139,7 +140,7 @@ impl Db {
         let mut total = Applied::default();
         macro_rules! run {
             ($p:ident, $ops:ident) => {{
-                let mut tx = $p.begin().await?;
+                let mut tx = $p.begin_write().await?;
                 for (id, body) in batch {
                     let a = $ops::apply(&mut tx, *id, body).await?;
                     total.messages_created += a.messages_created;
@@ -156,7 +157,10 @@ impl Db {
             }};
         }
         match self {
-            Db::Sqlite(p) => run!(p, sqlite_impl),
+            Db::Sqlite(p) => {
+                let _gate = super::SQLITE_WRITE_GATE.lock().await;
+                run!(p, sqlite_impl)
+            }
             Db::Postgres(p) => run!(p, pg_impl),
         }
         Ok(total)
@@ -167,7 +171,7 @@ impl Db {
     pub async fn apply_webhook_event(&self, id: i64, body: &str) -> Result<Applied, DbError> {
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 let r = sqlite_impl::apply(&mut tx, id, body).await?;
                 tx.commit().await?;
                 Ok(r)

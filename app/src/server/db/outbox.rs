@@ -102,7 +102,7 @@ impl Db {
     pub async fn enqueue_message(&self, n: &NewOutbound<'_>) -> Result<String, DbError> {
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 let id = sqlite_out::enqueue(&mut tx, n).await?;
                 tx.commit().await?;
                 Ok(id)
@@ -182,7 +182,7 @@ impl Db {
     ) -> Result<(), DbError> {
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 sqlite_out::complete(&mut tx, job_id, message_id, wamid).await?;
                 tx.commit().await?;
             }
@@ -206,7 +206,7 @@ impl Db {
     ) -> Result<(), DbError> {
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 sqlite_out::fail(&mut tx, job_id, message_id, code, title, detail).await?;
                 tx.commit().await?;
             }
@@ -396,7 +396,7 @@ impl Db {
         }
         match self {
             Db::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 crate::server::db::ingest::sqlite_impl::event(
                     &mut tx,
                     workspace_id,
