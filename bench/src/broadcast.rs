@@ -11,7 +11,9 @@ use anyhow::{bail, ensure, Context};
 use serde_json::{json, Value};
 
 use crate::report::{print_table, publish};
-use crate::scenarios::{exe, free_port, fresh_db, start_qontak, wait_ready, Proc, SECRET, WABA};
+use crate::scenarios::{
+    emulator_args, exe, free_port, fresh_db, start_qontak, wait_ready, Proc, WABA,
+};
 
 pub async fn run(contacts: usize, rate: i64, check: bool) -> anyhow::Result<()> {
     ensure!(
@@ -30,15 +32,7 @@ pub async fn run(contacts: usize, rate: i64, check: bool) -> anyhow::Result<()> 
     // Not pinned: the server has the last core to itself, as in the other benchmarks.
     let mut emulator = std::process::Command::new(exe("qontak-bench"));
     emulator
-        .args([
-            "emulator",
-            "--listen",
-            &format!("127.0.0.1:{emu_port}"),
-            "--webhook-url",
-            &format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
-            "--secret",
-            SECRET,
-        ])
+        .args(emulator_args(emu_port, port))
         .stdout(std::process::Stdio::null());
     let _emulator = Proc::spawn(emulator)?;
     let emu = format!("http://127.0.0.1:{emu_port}");

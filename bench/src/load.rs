@@ -27,6 +27,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Nothing measured yet.
+    pub fn empty() -> Outcome {
+        Outcome {
+            ok: 0,
+            errors: 0,
+            messages_acked: 0,
+            elapsed: Duration::ZERO,
+            hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+            acked: Vec::new(),
+        }
+    }
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -135,14 +146,7 @@ where
             (ok, errors, messages, hist, acked)
         }));
     }
-    let mut out = Outcome {
-        ok: 0,
-        errors: 0,
-        messages_acked: 0,
-        elapsed: Duration::ZERO,
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-        acked: Vec::new(),
-    };
+    let mut out = Outcome::empty();
     for t in tasks {
         if let Ok((ok, errors, messages, hist, acked)) = t.await {
             out.acked.extend(acked);
@@ -342,14 +346,7 @@ pub fn raw_paced(
                     (ok, errors, hist)
                 });
             }
-            let mut out = Outcome {
-                ok: 0,
-                errors: 0,
-                messages_acked: 0,
-                elapsed: Duration::ZERO,
-                hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-                acked: Vec::new(),
-            };
+            let mut out = Outcome::empty();
             while let Some(Ok((ok, errors, hist))) = tasks.join_next().await {
                 out.ok += ok;
                 out.errors += errors;

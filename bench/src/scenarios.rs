@@ -220,6 +220,19 @@ pub async fn ceiling(listen: &str, secret: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `qontak-bench emulator` on `emu_port`, its status webhooks going to the Qontak on `port`.
+pub(crate) fn emulator_args(emu_port: u16, port: u16) -> Vec<String> {
+    vec![
+        "emulator".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{emu_port}"),
+        "--webhook-url".into(),
+        format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
+        "--secret".into(),
+        SECRET.into(),
+    ]
+}
+
 /// The emulator in a process of its own; its statuses go to `webhook_url`.
 pub async fn emulator(listen: &str, webhook_url: &str, secret: &str) -> anyhow::Result<()> {
     let mut config = qontak_meta_emulator::Config::new(webhook_url, secret);
@@ -404,17 +417,10 @@ pub async fn send(messages: usize, engine: &str, pg: &str) -> anyhow::Result<()>
         let ws = db.workspace_by_name("Bench").await?.expect("workspace").id;
         let port = free_port();
         let emu_port = free_port();
+        let args = emulator_args(emu_port, port);
         let emu = spawn_pinned(
             &exe("qontak-bench"),
-            &[
-                "emulator",
-                "--listen",
-                &format!("127.0.0.1:{emu_port}"),
-                "--webhook-url",
-                &format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
-                "--secret",
-                SECRET,
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
             &[],
         );
         wait_ready(&format!("http://127.0.0.1:{emu_port}/_emulator/health")).await;

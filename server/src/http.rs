@@ -141,53 +141,24 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
     // forgeries weighs as little as it can on the valid ones (issue 8's flood benchmark). They
     // keep the request id, the trace span, the rate limit, the JSON refusals, a timeout and the
     // same security headers as every other answer.
-    let webhooks = crate::webhooks::router()
-        .with_state(state.clone())
-        .layer(axum::middleware::map_response(
-            move |mut res: axum::response::Response| async move {
-                if state_https {
-                    res.headers_mut().insert(
-                        header::STRICT_TRANSPORT_SECURITY,
-                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-                    );
-                }
-                res
-            },
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin-allow-popups"),
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(axum::middleware::from_fn(crate::limits::json_refusals))
-        .layer(axum::middleware::from_fn_with_state(
-            limiters.clone(),
-            crate::limits::enforce,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(http_span))
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid));
+    let webhooks = security_headers(
+        crate::webhooks::router().with_state(state.clone()),
+        state_https,
+    )
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(30),
+    ))
+    .layer(axum::middleware::from_fn(crate::limits::json_refusals))
+    .layer(axum::middleware::from_fn_with_state(
+        limiters.clone(),
+        crate::limits::enforce,
+    ))
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(TraceLayer::new_for_http().make_span_with(http_span))
+    .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid));
 
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
@@ -216,10 +187,33 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
         .with_state(state)
         // Layers run outside-in from the bottom: the request id is set first so the trace
         // span carries it; headers and compression wrap every answer, pages and API alike.
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new());
+    security_headers(app, state_https)
+        .layer(RequestBodyLimitLayer::new(
+            crate::api::media::MAX_UPLOAD_BYTES,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(crate::limits::json_refusals))
+        .layer(axum::middleware::from_fn_with_state(
+            limiters,
+            crate::limits::enforce,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(http_span))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .merge(webhooks)
+}
+
+/// The security headers every answer carries, pages, API and webhooks alike (HSTS only when
+/// people reach us over https: a plain-http install would lock itself out).
+fn security_headers(router: Router, https: bool) -> Router {
+    router
         .layer(axum::middleware::map_response(
             move |mut res: axum::response::Response| async move {
-                if state_https {
+                if https {
                     res.headers_mut().insert(
                         header::STRICT_TRANSPORT_SECURITY,
                         HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -248,22 +242,6 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin-allow-popups"),
         ))
-        .layer(RequestBodyLimitLayer::new(
-            crate::api::media::MAX_UPLOAD_BYTES,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(axum::middleware::from_fn(crate::limits::json_refusals))
-        .layer(axum::middleware::from_fn_with_state(
-            limiters,
-            crate::limits::enforce,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(http_span))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .merge(webhooks)
 }
 
 /// The span of one request: method, path and request id. The path only: a query string may
