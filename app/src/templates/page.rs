@@ -44,6 +44,7 @@ pub fn TemplatesPage() -> impl IntoView {
     }
 }
 
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn apply_event(rows: RwSignal<Vec<TemplateItem>>, data: Value) {
     let Some(id) = data.get("id").and_then(Value::as_str).map(str::to_string) else {
         return;
@@ -84,19 +85,25 @@ fn TemplatesAdmin() -> impl IntoView {
         })
     };
     Effect::new(move |_| reload());
-    // Live status: each template.updated replaces (or removes) its row.
-    let source = StoredValue::new_local(None::<web_sys::EventSource>);
-    Effect::new(move |_| {
-        if source.with_value(Option::is_some) {
-            return;
-        }
-        source.set_value(api::listen(move |data| apply_event(rows, data)));
-    });
-    on_cleanup(move || {
-        if let Some(s) = source.try_get_value().flatten() {
-            s.close();
-        }
-    });
+    // Live status: each template.updated replaces (or removes) its row. Browser only: the
+    // stream's handle is bound to the thread that made it, and on the server the page's
+    // cleanup may run on another worker thread, where touching it panicked mid-response
+    // (seen in `./x test`: the page cut off with ERR_INCOMPLETE_CHUNKED_ENCODING).
+    #[cfg(feature = "hydrate")]
+    {
+        let source = StoredValue::new_local(None::<web_sys::EventSource>);
+        Effect::new(move |_| {
+            if source.with_value(Option::is_some) {
+                return;
+            }
+            source.set_value(api::listen(move |data| apply_event(rows, data)));
+        });
+        on_cleanup(move || {
+            if let Some(s) = source.try_get_value().flatten() {
+                s.close();
+            }
+        });
+    }
 
     let sync_now = move |_| {
         syncing.set(true);
