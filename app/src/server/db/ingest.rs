@@ -24,6 +24,37 @@ pub struct Applied {
     pub workspaces: Vec<String>,
 }
 
+impl Applied {
+    fn add(&mut self, a: Applied) {
+        self.messages_created += a.messages_created;
+        self.statuses_applied += a.statuses_applied;
+        self.statuses_pending += a.statuses_pending;
+        self.unrouted += a.unrouted;
+        for w in a.workspaces {
+            if !self.workspaces.contains(&w) {
+                self.workspaces.push(w);
+            }
+        }
+    }
+}
+
+/// What one apply transaction gathers as it goes: each phone number looked up once, and the
+/// live events, written with one statement at the end rather than one statement each (every
+/// statement is a round trip to sqlx's SQLite thread or to the Postgres server, and those
+/// round trips, not the writes, bounded the processing rate).
+#[derive(Default)]
+pub(super) struct Scratch {
+    numbers: std::collections::HashMap<String, Option<(String, String)>>,
+    events: Vec<(String, &'static str, String)>,
+}
+
+impl Scratch {
+    fn event(&mut self, workspace_id: &str, kind: &'static str, object_id: &str) {
+        self.events
+            .push((workspace_id.to_string(), kind, object_id.to_string()));
+    }
+}
+
 /// Rows per multi-row INSERT on SQLite (well under its 32,766 parameters).
 const SQLITE_ROWS_PER_INSERT: usize = 256;
 
@@ -137,33 +168,21 @@ impl Db {
     /// Applies several stored bodies in one transaction (one commit, one fsync, for all of
     /// them); on any failure nothing of the batch is applied and the caller retries one by one.
     pub async fn apply_webhook_events(&self, batch: &[(i64, String)]) -> Result<Applied, DbError> {
-        let mut total = Applied::default();
-        macro_rules! run {
-            ($p:ident, $ops:ident) => {{
-                let mut tx = $p.begin_write().await?;
-                for (id, body) in batch {
-                    let a = $ops::apply(&mut tx, *id, body).await?;
-                    total.messages_created += a.messages_created;
-                    total.statuses_applied += a.statuses_applied;
-                    total.statuses_pending += a.statuses_pending;
-                    total.unrouted += a.unrouted;
-                    for w in a.workspaces {
-                        if !total.workspaces.contains(&w) {
-                            total.workspaces.push(w);
-                        }
-                    }
-                }
-                tx.commit().await?;
-            }};
-        }
         match self {
             Db::Sqlite(p) => {
                 let _gate = super::SQLITE_WRITE_GATE.lock().await;
-                run!(p, sqlite_impl)
+                let mut tx = p.begin_write().await?;
+                let total = sqlite_impl::apply_batch(&mut tx, batch).await?;
+                tx.commit().await?;
+                Ok(total)
             }
-            Db::Postgres(p) => run!(p, pg_impl),
+            Db::Postgres(p) => {
+                let mut tx = p.begin_write().await?;
+                let total = pg_impl::apply_batch(&mut tx, batch).await?;
+                tx.commit().await?;
+                Ok(total)
+            }
         }
-        Ok(total)
     }
 
     /// Applies one stored body in one transaction that also marks it processed, so a crash
@@ -198,18 +217,77 @@ macro_rules! engine_impl {
             type Tx<'a> = sqlx::Transaction<'a, $db>;
 
             pub async fn apply(tx: &mut Tx<'_>, id: i64, body: &str) -> Result<Applied, DbError> {
-                let now = now_ms();
                 let claimed = sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2 AND processed_at IS NULL")
-                    .bind(now)
+                    .bind(now_ms())
                     .bind(id)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
-                let mut applied = Applied::default();
                 if claimed == 0 {
-                    return Ok(applied);
+                    return Ok(Applied::default());
                 }
+                let mut scratch = Scratch::default();
+                let applied = apply_claimed(tx, id, body, &mut scratch).await?;
+                flush(tx, &mut scratch).await?;
+                Ok(applied)
+            }
 
+            /// Applies stored bodies in one transaction: one statement claims them all (a body
+            /// another processor claimed first is skipped), one statement writes their events.
+            pub async fn apply_batch(tx: &mut Tx<'_>, batch: &[(i64, String)]) -> Result<Applied, DbError> {
+                let ids = serde_json::to_string(&batch.iter().map(|(id, _)| *id).collect::<Vec<i64>>()).unwrap_or_default();
+                let sql = if $postgres {
+                    "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
+                     AND id IN (SELECT jsonb_array_elements_text($2::jsonb)::bigint) RETURNING id"
+                } else {
+                    "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
+                     AND id IN (SELECT value FROM json_each($2)) RETURNING id"
+                };
+                let claimed: Vec<i64> = sqlx::query_scalar(sql).bind(now_ms()).bind(ids).fetch_all(&mut **tx).await?;
+                let mut total = Applied::default();
+                let mut scratch = Scratch::default();
+                for (id, body) in batch {
+                    if claimed.contains(id) {
+                        total.add(apply_claimed(tx, *id, body, &mut scratch).await?);
+                    }
+                }
+                flush(tx, &mut scratch).await?;
+                Ok(total)
+            }
+
+            /// Writes the events a transaction gathered, in order, with one statement.
+            async fn flush(tx: &mut Tx<'_>, scratch: &mut Scratch) -> Result<(), DbError> {
+                if scratch.events.is_empty() {
+                    return Ok(());
+                }
+                if $postgres {
+                    // As in `event`: event-writing transactions commit in id order.
+                    sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
+                }
+                let rows: Vec<(&str, &str, String)> = scratch
+                    .events
+                    .iter()
+                    .map(|(w, k, id)| (w.as_str(), *k, json!({"id": id}).to_string()))
+                    .collect();
+                let sql = if $postgres {
+                    "INSERT INTO events (workspace_id, type, data, created_at) \
+                     SELECT e->>0, e->>1, e->>2, $1 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n"
+                } else {
+                    "INSERT INTO events (workspace_id, type, data, created_at) \
+                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1 \
+                     FROM json_each($2) ORDER BY key"
+                };
+                sqlx::query(sql)
+                    .bind(now_ms())
+                    .bind(serde_json::to_string(&rows).unwrap_or_default())
+                    .execute(&mut **tx)
+                    .await?;
+                scratch.events.clear();
+                Ok(())
+            }
+
+            async fn apply_claimed(tx: &mut Tx<'_>, id: i64, body: &str, scratch: &mut Scratch) -> Result<Applied, DbError> {
+                let mut applied = Applied::default();
                 let envelope = match webhook::parse(body.as_bytes()) {
                     Ok(e) => e,
                     Err(e) => {
@@ -222,7 +300,7 @@ macro_rules! engine_impl {
                         match change.field.as_str() {
                             "messages" => {
                                 match serde_json::from_value::<MessagesValue>(change.value.clone()) {
-                                    Ok(v) => messages_change(tx, &v, &mut applied).await?,
+                                    Ok(v) => messages_change(tx, &v, &mut applied, scratch).await?,
                                     Err(e) => note(tx, id, &format!("unreadable messages change: {e}")).await?,
                                 }
                             }
@@ -231,7 +309,7 @@ macro_rules! engine_impl {
                             | "message_template_quality_update"
                             | "message_template_components_update"
                             | "phone_number_quality_update"
-                            | "account_update" => waba_change(tx, &entry.id, &change.field, &change.value, &mut applied).await?,
+                            | "account_update" => waba_change(tx, &entry.id, &change.field, &change.value, &mut applied, scratch).await?,
                             // Kept in webhook_events, unapplied: a field this version does not use.
                             _ => {}
                         }
@@ -258,7 +336,7 @@ macro_rules! engine_impl {
             }
 
             /// Template, number and account changes, for every workspace that connected the WABA.
-            async fn waba_change(tx: &mut Tx<'_>, waba_id: &str, field: &str, v: &Value, applied: &mut Applied) -> Result<(), DbError> {
+            async fn waba_change(tx: &mut Tx<'_>, waba_id: &str, field: &str, v: &Value, applied: &mut Applied, scratch: &mut Scratch) -> Result<(), DbError> {
                 let workspaces: Vec<String> = sqlx::query_scalar("SELECT workspace_id FROM meta_connections WHERE waba_id = $1")
                     .bind(waba_id)
                     .fetch_all(&mut **tx)
@@ -285,7 +363,7 @@ macro_rules! engine_impl {
                             alert(tx, &ws, field, v).await?;
                         }
                         "account_update" => alert(tx, &ws, field, v).await?,
-                        _ => template_change(tx, &ws, waba_id, field, v).await?,
+                        _ => template_change(tx, &ws, waba_id, field, v, scratch).await?,
                     }
                 }
                 Ok(())
@@ -299,7 +377,7 @@ macro_rules! engine_impl {
             }
 
             /// Meta's template webhooks drive the stored template's status, category and quality.
-            async fn template_change(tx: &mut Tx<'_>, workspace_id: &str, waba_id: &str, field: &str, v: &Value) -> Result<(), DbError> {
+            async fn template_change(tx: &mut Tx<'_>, workspace_id: &str, waba_id: &str, field: &str, v: &Value, scratch: &mut Scratch) -> Result<(), DbError> {
                 let text = |k: &str| v.get(k).and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string())));
                 let meta_id = text("message_template_id");
                 let name = text("message_template_name");
@@ -345,7 +423,7 @@ macro_rules! engine_impl {
                     }
                     _ => {}
                 }
-                event(tx, workspace_id, "template.updated", &id).await?;
+                scratch.event(workspace_id, "template.updated", &id);
                 Ok(())
             }
 
@@ -358,12 +436,19 @@ macro_rules! engine_impl {
                 Ok(())
             }
 
-            async fn messages_change(tx: &mut Tx<'_>, v: &MessagesValue, applied: &mut Applied) -> Result<(), DbError> {
-                let number: Option<(String, String)> =
-                    sqlx::query_as("SELECT id, workspace_id FROM phone_numbers WHERE phone_number_id = $1")
-                        .bind(&v.metadata.phone_number_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
+            async fn messages_change(tx: &mut Tx<'_>, v: &MessagesValue, applied: &mut Applied, scratch: &mut Scratch) -> Result<(), DbError> {
+                let number = match scratch.numbers.get(&v.metadata.phone_number_id) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: Option<(String, String)> =
+                            sqlx::query_as("SELECT id, workspace_id FROM phone_numbers WHERE phone_number_id = $1")
+                                .bind(&v.metadata.phone_number_id)
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                        scratch.numbers.insert(v.metadata.phone_number_id.clone(), n.clone());
+                        n
+                    }
+                };
                 let Some((number_id, workspace_id)) = number else {
                     applied.unrouted += 1;
                     return Ok(());
@@ -372,11 +457,11 @@ macro_rules! engine_impl {
                     applied.workspaces.push(workspace_id.clone());
                 }
                 for m in &v.messages {
-                    inbound(tx, &workspace_id, &number_id, v, m, applied).await?;
+                    inbound(tx, &workspace_id, &number_id, v, m, applied, scratch).await?;
                 }
                 for s in &v.statuses {
                     let body = serde_json::to_string(&status_json(s)).unwrap_or_default();
-                    if status(tx, &workspace_id, &number_id, &s.id, &body).await? {
+                    if status_in(tx, &workspace_id, &number_id, &s.id, &body, scratch).await? {
                         applied.statuses_applied += 1;
                     } else {
                         sqlx::query("INSERT INTO pending_statuses (number_id, wamid, body, created_at) VALUES ($1, $2, $3, $4)")
@@ -393,63 +478,74 @@ macro_rules! engine_impl {
             }
 
             /// The contact behind a sender, found by BSUID and/or wa_id, linked when a message
-            /// carries both, created when new; the profile name is kept current.
-            async fn contact(
+            /// carries both, created when new; the profile name is kept current. Answers the
+            /// contact and its conversation on `number_id`, created when new. A known sender
+            /// with nothing new costs one query: the contact and its conversation together.
+            async fn sender(
                 tx: &mut Tx<'_>,
                 workspace_id: &str,
+                number_id: &str,
                 wa_id: Option<&str>,
                 bsuid: Option<&str>,
                 info: Option<&ContactInfo>,
-            ) -> Result<String, DbError> {
+                at: i64,
+            ) -> Result<(String, String), DbError> {
                 let profile = info.and_then(|c| c.profile.as_ref());
                 let name = profile.and_then(|p| p.name.as_deref());
                 let username = profile.and_then(|p| p.username.as_deref());
-                let mut found: Option<String> = None;
-                if let Some(b) = bsuid {
-                    found = sqlx::query_scalar("SELECT id FROM contacts WHERE workspace_id = $1 AND bsuid = $2")
-                        .bind(workspace_id)
-                        .bind(b)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                }
-                if found.is_none() {
-                    if let Some(w) = wa_id {
-                        found = sqlx::query_scalar("SELECT id FROM contacts WHERE workspace_id = $1 AND wa_id = $2")
-                            .bind(workspace_id)
-                            .bind(w)
-                            .fetch_optional(&mut **tx)
-                            .await?;
-                    }
-                }
+                type Found = (String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+                // BSUID first, then wa_id: each arm walks its own unique index.
+                let found: Option<Found> = sqlx::query_as(
+                    "SELECT c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id FROM ( \
+                     SELECT id, 0 AS pri FROM contacts WHERE workspace_id = $1 AND bsuid = $2 \
+                     UNION ALL SELECT id, 1 AS pri FROM contacts WHERE workspace_id = $1 AND wa_id = $3) m \
+                     JOIN contacts c ON c.id = m.id \
+                     LEFT JOIN conversations v ON v.number_id = $4 AND v.contact_id = c.id \
+                     ORDER BY m.pri LIMIT 1",
+                )
+                .bind(workspace_id)
+                .bind(bsuid)
+                .bind(wa_id)
+                .bind(number_id)
+                .fetch_optional(&mut **tx)
+                .await?;
                 let now = now_ms();
                 let phone = wa_id.map(|w| format!("+{w}"));
-                match found {
-                    Some(id) => {
-                        // Link the identity this message adds, unless another contact holds it.
-                        // Only when something changes: a customer's every message rewriting their
-                        // row left Postgres walking dead row versions on each lookup (the
-                        // processor spent most of its time on this row under a burst).
-                        sqlx::query(
-                            "UPDATE contacts SET \
-                             wa_id = COALESCE(wa_id, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.wa_id = $3) THEN $3 END), \
-                             phone = COALESCE(phone, $4), \
-                             bsuid = COALESCE(bsuid, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.bsuid = $5) THEN $5 END), \
-                             profile_name = COALESCE($6, profile_name), username = COALESCE($7, username), updated_at = $8 \
-                             WHERE id = $1 AND ((wa_id IS NULL AND $3 IS NOT NULL) OR (phone IS NULL AND $4 IS NOT NULL) \
-                             OR (bsuid IS NULL AND $5 IS NOT NULL) OR ($6 IS NOT NULL AND profile_name IS DISTINCT FROM $6) \
-                             OR ($7 IS NOT NULL AND username IS DISTINCT FROM $7))",
-                        )
-                        .bind(&id)
-                        .bind(workspace_id)
-                        .bind(wa_id)
-                        .bind(&phone)
-                        .bind(bsuid)
-                        .bind(name)
-                        .bind(username)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                        Ok(id)
+                let contact_id = match found {
+                    Some((id, has_wa_id, has_bsuid, has_phone, has_name, has_username, conversation)) => {
+                        let changes = (has_wa_id.is_none() && wa_id.is_some())
+                            || (has_phone.is_none() && phone.is_some())
+                            || (has_bsuid.is_none() && bsuid.is_some())
+                            || (name.is_some() && has_name.as_deref() != name)
+                            || (username.is_some() && has_username.as_deref() != username);
+                        if changes {
+                            // Link the identity this message adds, unless another contact holds
+                            // it. Only when something changes: a customer's every message
+                            // rewriting their row left Postgres walking dead row versions on
+                            // each lookup (the processor spent most of its time on this row).
+                            sqlx::query(
+                                "UPDATE contacts SET \
+                                 wa_id = COALESCE(wa_id, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.wa_id = $3) THEN $3 END), \
+                                 phone = COALESCE(phone, $4), \
+                                 bsuid = COALESCE(bsuid, CASE WHEN NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = $2 AND c.bsuid = $5) THEN $5 END), \
+                                 profile_name = COALESCE($6, profile_name), username = COALESCE($7, username), updated_at = $8 \
+                                 WHERE id = $1",
+                            )
+                            .bind(&id)
+                            .bind(workspace_id)
+                            .bind(wa_id)
+                            .bind(&phone)
+                            .bind(bsuid)
+                            .bind(name)
+                            .bind(username)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        if let Some(conversation) = conversation {
+                            return Ok((id, conversation));
+                        }
+                        id
                     }
                     None => {
                         let id = new_id();
@@ -467,25 +563,32 @@ macro_rules! engine_impl {
                         .bind(now)
                         .execute(&mut **tx)
                         .await?;
-                        Ok(id)
+                        id
                     }
-                }
+                };
+                let conversation = conversation(tx, workspace_id, number_id, &contact_id, at).await?;
+                Ok((contact_id, conversation))
             }
 
             async fn conversation(tx: &mut Tx<'_>, workspace_id: &str, number_id: &str, contact_id: &str, at: i64) -> Result<String, DbError> {
                 let now = now_ms();
-                sqlx::query(
+                let id = new_id();
+                let created = sqlx::query(
                     "INSERT INTO conversations (id, workspace_id, number_id, contact_id, status, last_message_at, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, 'open', $5, $6, $6) ON CONFLICT (number_id, contact_id) DO NOTHING",
                 )
-                .bind(new_id())
+                .bind(&id)
                 .bind(workspace_id)
                 .bind(number_id)
                 .bind(contact_id)
                 .bind(at)
                 .bind(now)
                 .execute(&mut **tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if created == 1 {
+                    return Ok(id);
+                }
                 Ok(sqlx::query_scalar("SELECT id FROM conversations WHERE number_id = $1 AND contact_id = $2")
                     .bind(number_id)
                     .bind(contact_id)
@@ -508,6 +611,7 @@ macro_rules! engine_impl {
                 v: &MessagesValue,
                 m: &InboundMessage,
                 applied: &mut Applied,
+                scratch: &mut Scratch,
             ) -> Result<(), DbError> {
                 let info = v.contacts.iter().find(|c| {
                     (m.from.is_some() && c.wa_id == m.from) || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
@@ -537,7 +641,7 @@ macro_rules! engine_impl {
                                     .bind(&id)
                                     .execute(&mut **tx)
                                     .await?;
-                                event(tx, workspace_id, "message.updated", &id).await?;
+                                scratch.event(workspace_id, "message.updated", &id);
                             }
                         }
                         return Ok(());
@@ -563,14 +667,13 @@ macro_rules! engine_impl {
                                     .bind(Value::Array(hist).to_string()).bind(at).bind(now_ms()).bind(&id)
                                     .execute(&mut **tx).await?;
                             }
-                            event(tx, workspace_id, "message.updated", &id).await?;
+                            scratch.event(workspace_id, "message.updated", &id);
                         }
                         return Ok(());
                     }
                     _ => {}
                 }
-                let contact_id = contact(tx, workspace_id, wa_id, bsuid, info).await?;
-                let conversation_id = conversation(tx, workspace_id, number_id, &contact_id, at).await?;
+                let (_contact_id, conversation_id) = sender(tx, workspace_id, number_id, wa_id, bsuid, info, at).await?;
                 let id = new_id();
                 let now = now_ms();
                 let context = m.context.as_ref().map(Value::to_string);
@@ -634,13 +737,20 @@ macro_rules! engine_impl {
                 .bind(&conversation_id)
                 .execute(&mut **tx)
                 .await?;
-                event(tx, workspace_id, "message.created", &id).await?;
-                event(tx, workspace_id, "conversation.updated", &conversation_id).await?;
+                scratch.event(workspace_id, "message.created", &id);
+                scratch.event(workspace_id, "conversation.updated", &conversation_id);
                 Ok(())
             }
 
             /// Applies a status to the stored message; false when the wamid is unknown.
             pub async fn status(tx: &mut Tx<'_>, workspace_id: &str, number_id: &str, wamid: &str, body: &str) -> Result<bool, DbError> {
+                let mut scratch = Scratch::default();
+                let known = status_in(tx, workspace_id, number_id, wamid, body, &mut scratch).await?;
+                flush(tx, &mut scratch).await?;
+                Ok(known)
+            }
+
+            async fn status_in(tx: &mut Tx<'_>, workspace_id: &str, number_id: &str, wamid: &str, body: &str, scratch: &mut Scratch) -> Result<bool, DbError> {
                 let row: Option<(String, String, String)> =
                     sqlx::query_as("SELECT id, status, status_timestamps FROM messages WHERE number_id = $1 AND wamid = $2")
                         .bind(number_id)
@@ -700,7 +810,7 @@ macro_rules! engine_impl {
                     .bind(&id)
                     .execute(&mut **tx)
                     .await?;
-                event(tx, workspace_id, "message.updated", &id).await?;
+                scratch.event(workspace_id, "message.updated", &id);
                 Ok(true)
             }
         }
