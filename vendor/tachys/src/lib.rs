@@ -6,6 +6,9 @@
 // this is specifically used for `unsized_const_params` below
 // this allows us to use const generic &'static str for static text nodes and attributes
 #![allow(incomplete_features)]
+// Qontak: upstream's release-build warnings (debug-only parameters), which cargo shows for a
+// path dependency though it hides them for the published crate.
+#![allow(unused_variables, dead_code)]
 #![cfg_attr(
     all(feature = "nightly", rustc_nightly),
     feature(unsized_const_params)

@@ -235,13 +235,22 @@ macro_rules! engine_impl {
             /// Applies stored bodies in one transaction: one statement claims them all (a body
             /// another processor claimed first is skipped), one statement writes their events.
             pub async fn apply_batch(tx: &mut Tx<'_>, batch: &[(i64, String)]) -> Result<Applied, DbError> {
-                let ids = serde_json::to_string(&batch.iter().map(|(id, _)| *id).collect::<Vec<i64>>()).unwrap_or_default();
-                let sql = if $postgres {
-                    "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
-                     AND id IN (SELECT jsonb_array_elements_text($2::jsonb)::bigint) RETURNING id"
+                let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_string()).collect();
+                // Postgres: an array literal, so the planner walks the primary key for each id
+                // (a set-returning function over JSON looked like 100 rows of unknown values to
+                // it, and it scanned the table: processing fell to a third).
+                let (sql, ids) = if $postgres {
+                    (
+                        "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
+                         AND id = ANY($2::bigint[]) RETURNING id",
+                        format!("{{{}}}", ids.join(",")),
+                    )
                 } else {
-                    "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
-                     AND id IN (SELECT value FROM json_each($2)) RETURNING id"
+                    (
+                        "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
+                         AND id IN (SELECT value FROM json_each($2)) RETURNING id",
+                        format!("[{}]", ids.join(",")),
+                    )
                 };
                 let claimed: Vec<i64> = sqlx::query_scalar(sql).bind(now_ms()).bind(ids).fetch_all(&mut **tx).await?;
                 let mut total = Applied::default();
