@@ -45,13 +45,16 @@ impl Applied {
 #[derive(Default)]
 pub(super) struct Scratch {
     numbers: std::collections::HashMap<String, Option<(String, String)>>,
-    events: Vec<(String, &'static str, String)>,
+    events: Vec<(String, String, String)>,
 }
 
 impl Scratch {
-    fn event(&mut self, workspace_id: &str, kind: &'static str, object_id: &str) {
-        self.events
-            .push((workspace_id.to_string(), kind, object_id.to_string()));
+    fn event(&mut self, workspace_id: &str, kind: &str, object_id: &str) {
+        self.events.push((
+            workspace_id.to_string(),
+            kind.to_string(),
+            object_id.to_string(),
+        ));
     }
 }
 
@@ -170,8 +173,7 @@ impl Db {
     pub async fn apply_webhook_events(&self, batch: &[(i64, String)]) -> Result<Applied, DbError> {
         match self {
             Db::Sqlite(p) => {
-                let _gate = super::SQLITE_WRITE_GATE.lock().await;
-                let mut tx = p.begin_write().await?;
+                let (_gate, mut tx) = super::sqlite_write(p).await?;
                 let total = sqlite_impl::apply_batch(&mut tx, batch).await?;
                 tx.commit().await?;
                 Ok(total)
@@ -236,9 +238,8 @@ macro_rules! engine_impl {
             /// another processor claimed first is skipped), one statement writes their events.
             pub async fn apply_batch(tx: &mut Tx<'_>, batch: &[(i64, String)]) -> Result<Applied, DbError> {
                 let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_string()).collect();
-                // Postgres: an array literal, so the planner walks the primary key for each id
-                // (a set-returning function over JSON looked like 100 rows of unknown values to
-                // it, and it scanned the table: processing fell to a third).
+                // Postgres: an id array, which the planner matches against the primary key
+                // (a set-returning function over JSON is opaque to its estimates).
                 let (sql, ids) = if $postgres {
                     (
                         "UPDATE webhook_events SET processed_at = $1 WHERE processed_at IS NULL \
@@ -264,19 +265,21 @@ macro_rules! engine_impl {
                 Ok(total)
             }
 
-            /// Writes the events a transaction gathered, in order, with one statement.
+            /// Writes the events a transaction gathered, in order, with one statement. The
+            /// live-event log: the SSE stream reads each object when it sends.
             async fn flush(tx: &mut Tx<'_>, scratch: &mut Scratch) -> Result<(), DbError> {
                 if scratch.events.is_empty() {
                     return Ok(());
                 }
                 if $postgres {
-                    // As in `event`: event-writing transactions commit in id order.
+                    // Serialise event-writing transactions across instances, so event ids
+                    // commit in order and an SSE reader past id N never misses a smaller one.
                     sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
                 }
                 let rows: Vec<(&str, &str, String)> = scratch
                     .events
                     .iter()
-                    .map(|(w, k, id)| (w.as_str(), *k, json!({"id": id}).to_string()))
+                    .map(|(w, k, id)| (w.as_str(), k.as_str(), json!({"id": id}).to_string()))
                     .collect();
                 let sql = if $postgres {
                     "INSERT INTO events (workspace_id, type, data, created_at) \
@@ -329,19 +332,9 @@ macro_rules! engine_impl {
 
             /// Appends to the live-event log; the SSE stream reads the object when it sends.
             pub async fn event(tx: &mut Tx<'_>, workspace_id: &str, kind: &str, object_id: &str) -> Result<(), DbError> {
-                if $postgres {
-                    // Serialise event-writing transactions across instances, so event ids
-                    // commit in order and an SSE reader past id N never misses a smaller one.
-                    sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut **tx).await?;
-                }
-                sqlx::query("INSERT INTO events (workspace_id, type, data, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(workspace_id)
-                    .bind(kind)
-                    .bind(json!({"id": object_id}).to_string())
-                    .bind(now_ms())
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
+                let mut one = Scratch::default();
+                one.event(workspace_id, kind, object_id);
+                flush(tx, &mut one).await
             }
 
             /// Template, number and account changes, for every workspace that connected the WABA.
