@@ -407,6 +407,70 @@ async fn a_delivery_replayed_three_times_and_interleaved_is_stored_once() {
     );
 }
 
+/// One delivery whose messages depend on each other (a new sender writing twice under a new
+/// name, a reaction to and a reply to messages of the same delivery, the sender's BSUID
+/// linked by a later change, a replay of the whole delivery): applied as if one by one.
+#[tokio::test]
+async fn one_delivery_whose_messages_refer_to_each_other_applies_them_in_order() {
+    let (app, token) = app().await;
+    let f = "15550001111";
+    let who = |name: &str| json!([{"profile": {"name": name}, "wa_id": f}]);
+    let change = |value: Value| json!({"field": "messages", "value": value});
+    let reaction = json!({"from": f, "id": "wamid.X3", "timestamp": "1700000003", "type": "reaction", "reaction": {"message_id": "wamid.X1", "emoji": "🎉"}});
+    let reply = json!({"from": f, "id": "wamid.X4", "timestamp": "1700000004", "type": "text", "text": {"body": "about that"}, "context": {"from": "15550783881", "id": "wamid.X2"}});
+    let linked = json!([{"profile": {"name": "Bo Baker"}, "wa_id": f, "user_id": "US.55"}]);
+    let m5 = json!({"from": f, "from_user_id": "US.55", "id": "wamid.X5", "timestamp": "1700000005", "type": "image", "image": {"id": "media-x5", "mime_type": "image/png", "sha256": "x="}});
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        change(messages_value(who("Bo"), json!([text("wamid.X1", f, 1700000001, "first")]))),
+        change(messages_value(who("Bo Baker"), json!([text("wamid.X2", f, 1700000002, "second"), reaction, reply]))),
+    ]}, {"id": "102290129340398", "changes": [change(messages_value(linked, json!([m5])))]}]});
+    assert_eq!(post(&app, &body).await.status(), 200);
+    let (conv, msgs) = only_conversation_messages(&app, &token, 4).await;
+    let wamids: Vec<&str> = msgs.iter().map(|m| m["wamid"].as_str().unwrap()).collect();
+    assert_eq!(
+        wamids,
+        ["wamid.X1", "wamid.X2", "wamid.X4", "wamid.X5"],
+        "a reaction is not a message"
+    );
+    assert_eq!(
+        msgs[0]["reactions"][0]["emoji"], "🎉",
+        "the reaction found its target in the same delivery"
+    );
+    assert_eq!(msgs[2]["context"]["id"], "wamid.X2");
+    assert_eq!(msgs[3]["type"], "image");
+    assert_eq!(conv["unread_count"], 4);
+    assert_eq!(conv["last_message"]["wamid"], "wamid.X5");
+    assert_eq!(conv["contact"]["name"], "Bo Baker", "the later name wins");
+    assert_eq!(
+        conv["contact"]["bsuid"], "US.55",
+        "linked by the last change"
+    );
+    assert_eq!(conv["contact"]["wa_id"], f);
+
+    // The same delivery again changes nothing.
+    assert_eq!(post(&app, &body).await.status(), 200);
+    for _ in 0..100 {
+        if app.db.webhook_backlog().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let convs = get_json(&app, &token, "/api/v1/conversations").await;
+    assert_eq!(
+        convs["data"].as_array().unwrap().len(),
+        1,
+        "one contact, one conversation"
+    );
+    assert_eq!(convs["data"][0]["unread_count"], 4);
+    let path = format!(
+        "/api/v1/conversations/{}/messages",
+        conv["id"].as_str().unwrap()
+    );
+    let again = get_json(&app, &token, &path).await;
+    assert_eq!(again["data"].as_array().unwrap().len(), 4);
+    assert_eq!(again["data"][0]["reactions"].as_array().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn a_sender_known_only_by_bsuid_lands_in_a_conversation_and_is_linked_when_the_phone_appears()
 {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{Db, DbError};
 use crate::domain::MessageStatus;
 use crate::server::db::BeginWrite;
-use crate::server::webhook::{self, ContactInfo, InboundMessage, MessagesValue, StatusUpdate};
+use crate::server::webhook::{self, InboundMessage, MessagesValue, StatusUpdate};
 use crate::server::{new_id, now_ms};
 
 /// What applying one stored webhook body did.
@@ -46,6 +46,120 @@ impl Applied {
 pub(super) struct Scratch {
     numbers: std::collections::HashMap<String, Option<(String, String)>>,
     events: Vec<(String, String, String)>,
+    /// Plain inbound messages and statuses, held for a few set-based statements (see
+    /// `plain`): the common traffic costs a handful of statements per batch, not several per
+    /// message. Anything that could depend on them writes them out first.
+    inbound: Vec<Plain>,
+    statuses: Vec<PlainStatus>,
+}
+
+/// An inbound message with no reference to another message (not a reaction, edit, revoke or
+/// reply): it needs only its sender and conversation.
+pub(super) struct Plain {
+    workspace_id: String,
+    number_id: String,
+    wa_id: Option<String>,
+    bsuid: Option<String>,
+    name: Option<String>,
+    username: Option<String>,
+    wamid: String,
+    kind: String,
+    content: String,
+    /// Meta's `context` without a message id (a forward, say).
+    context: Option<String>,
+    at: i64,
+    error_code: Option<i64>,
+    error_title: Option<String>,
+    /// For media messages.
+    media: Option<MediaRef>,
+}
+
+/// Meta's media id, sha256, MIME type and file name.
+type MediaRef = (String, Option<String>, Option<String>, Option<String>);
+
+/// A status update for one of our messages, as `status_json` keeps it.
+pub(super) struct PlainStatus {
+    workspace_id: String,
+    number_id: String,
+    wamid: String,
+    body: String,
+    value: Value,
+}
+
+/// A stored contact as the sender lookups return it: id, wa_id, bsuid, phone, profile name,
+/// username, and its conversation on the number the message came to (if any).
+type Found = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Whether a message tells nothing new about a stored contact (no identity to link, no new
+/// profile name or username), so the contact's row needs no write.
+fn unchanged(
+    f: &Found,
+    wa_id: Option<&str>,
+    bsuid: Option<&str>,
+    name: Option<&str>,
+    username: Option<&str>,
+) -> bool {
+    let (_, has_wa_id, has_bsuid, has_phone, has_name, has_username, _) = f;
+    !((has_wa_id.is_none() && wa_id.is_some())
+        || (has_phone.is_none() && wa_id.is_some())
+        || (has_bsuid.is_none() && bsuid.is_some())
+        || (name.is_some() && has_name.as_deref() != name)
+        || (username.is_some() && has_username.as_deref() != username))
+}
+
+/// What one status update does to a stored message.
+struct Advanced {
+    status: MessageStatus,
+    stamps: String,
+    /// The first error, when this update moves the message to `failed`.
+    error: Option<(Option<i64>, Option<String>, Option<String>)>,
+    /// False for a replay: nothing to write, nothing to publish.
+    changed: bool,
+}
+
+/// Statuses move forward only (`read` before `delivered` ends as `read`; nothing leaves
+/// `failed`); each status keeps the time it first arrived. None when the status is unknown.
+fn advance(current: &str, stamps: &str, s: &Value) -> Option<Advanced> {
+    let next = s
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(MessageStatus::parse)?;
+    let current = MessageStatus::parse(current).unwrap_or(MessageStatus::Queued);
+    let new = current.advance(next);
+    let mut map: serde_json::Map<String, Value> = serde_json::from_str(stamps).unwrap_or_default();
+    let at = s
+        .get("timestamp_ms")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(now_ms);
+    map.entry(next.as_str().to_string())
+        .or_insert_with(|| json!(crate::server::rfc3339(at)));
+    let error = s
+        .get("errors")
+        .and_then(|e| e.get(0))
+        .filter(|_| new == MessageStatus::Failed && current != MessageStatus::Failed)
+        .map(|e| {
+            (
+                e.get("code").and_then(Value::as_i64),
+                e.get("title").and_then(Value::as_str).map(str::to_string),
+                e.get("detail").and_then(Value::as_str).map(str::to_string),
+            )
+        });
+    let new_stamps = Value::Object(map).to_string();
+    let changed = new != current || error.is_some() || new_stamps != stamps;
+    Some(Advanced {
+        status: new,
+        stamps: new_stamps,
+        error,
+        changed,
+    })
 }
 
 impl Scratch {
@@ -56,6 +170,40 @@ impl Scratch {
             object_id.to_string(),
         ));
     }
+}
+
+/// A JSON array of rows, bound as `$2`, read as a table: `(select list, FROM … ORDER BY …)`
+/// with the rows in array order. Column i is element i, named `name` when one is given and
+/// cast on Postgres to `cast` when one is given (text otherwise). One statement then writes
+/// a whole set, where a statement per row cost a round trip each.
+fn json_rows(postgres: bool, cols: &[(&str, &str)]) -> (String, &'static str) {
+    let list: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (name, cast))| {
+            let expr = match (postgres, *cast) {
+                (true, "") => format!("e->>{i}"),
+                (true, cast) => format!("(e->>{i})::{cast}"),
+                (false, _) => format!("json_extract(value, '$[{i}]')"),
+            };
+            if name.is_empty() {
+                expr
+            } else {
+                format!("{expr} AS {name}")
+            }
+        })
+        .collect();
+    let from = if postgres {
+        "FROM json_array_elements($2::json) WITH ORDINALITY AS t(e, n) WHERE true ORDER BY n"
+    } else {
+        "FROM json_each($2) WHERE true ORDER BY key"
+    };
+    (list.join(", "), from)
+}
+
+/// `json_rows` with text columns, unnamed.
+fn json_text_rows(postgres: bool, n: usize) -> (String, &'static str) {
+    json_rows(postgres, &vec![("", ""); n])
 }
 
 /// Rows per multi-row INSERT on SQLite (well under its 32,766 parameters).
@@ -229,7 +377,8 @@ macro_rules! engine_impl {
                     return Ok(Applied::default());
                 }
                 let mut scratch = Scratch::default();
-                let applied = apply_claimed(tx, id, body, &mut scratch).await?;
+                let mut applied = apply_claimed(tx, id, body, &mut scratch).await?;
+                plain(tx, &mut scratch, &mut applied).await?;
                 flush(tx, &mut scratch).await?;
                 Ok(applied)
             }
@@ -261,6 +410,7 @@ macro_rules! engine_impl {
                         total.add(apply_claimed(tx, *id, body, &mut scratch).await?);
                     }
                 }
+                plain(tx, &mut scratch, &mut total).await?;
                 flush(tx, &mut scratch).await?;
                 Ok(total)
             }
@@ -281,20 +431,298 @@ macro_rules! engine_impl {
                     .iter()
                     .map(|(w, k, id)| (w.as_str(), k.as_str(), json!({"id": id}).to_string()))
                     .collect();
-                let sql = if $postgres {
-                    "INSERT INTO events (workspace_id, type, data, created_at) \
-                     SELECT e->>0, e->>1, e->>2, $1 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n"
-                } else {
-                    "INSERT INTO events (workspace_id, type, data, created_at) \
-                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $1 \
-                     FROM json_each($2) ORDER BY key"
-                };
-                sqlx::query(sql)
+                let (list, from) = json_text_rows($postgres, 3);
+                let sql = format!("INSERT INTO events (workspace_id, type, data, created_at) SELECT {list}, $1 {from}");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(now_ms())
                     .bind(serde_json::to_string(&rows).unwrap_or_default())
                     .execute(&mut **tx)
                     .await?;
                 scratch.events.clear();
+                Ok(())
+            }
+
+            /// Writes the plain messages and statuses a transaction holds, each kind with a few
+            /// statements for the whole set, in the order they arrived.
+            async fn plain(tx: &mut Tx<'_>, scratch: &mut Scratch, applied: &mut Applied) -> Result<(), DbError> {
+                let messages = std::mem::take(&mut scratch.inbound);
+                if !messages.is_empty() {
+                    plain_messages(tx, messages, scratch, applied).await?;
+                }
+                let statuses = std::mem::take(&mut scratch.statuses);
+                if !statuses.is_empty() {
+                    plain_statuses(tx, statuses, scratch, applied).await?;
+                }
+                Ok(())
+            }
+
+            /// One query finds every sender's contact and conversation; a sender whose contact
+            /// needs a write (new, newly linked, renamed, no conversation yet on this number, or
+            /// met under two identities in the set) goes through `sender` one message at a time,
+            /// in order. Then one statement inserts the messages (a stored wamid is skipped),
+            /// one their media, one updates each conversation once.
+            async fn plain_messages(tx: &mut Tx<'_>, messages: Vec<Plain>, scratch: &mut Scratch, applied: &mut Applied) -> Result<(), DbError> {
+                type Key<'k> = (&'k str, &'k str, Option<&'k str>, Option<&'k str>, Option<&'k str>, Option<&'k str>);
+                let mut keys: Vec<Key<'_>> = Vec::new();
+                let mut index: std::collections::HashMap<Key<'_>, usize> = std::collections::HashMap::new();
+                let key_of: Vec<usize> = messages
+                    .iter()
+                    .map(|m| {
+                        let k = (m.workspace_id.as_str(), m.number_id.as_str(), m.wa_id.as_deref(), m.bsuid.as_deref(), m.name.as_deref(), m.username.as_deref());
+                        *index.entry(k).or_insert_with(|| {
+                            keys.push(k);
+                            keys.len() - 1
+                        })
+                    })
+                    .collect();
+                let lookup = Value::Array(keys.iter().map(|k| json!([k.0, k.3, k.2, k.1])).collect()).to_string();
+                // A bsuid match first, then the wa_id: each join walks its own unique index.
+                let sql = if $postgres {
+                    "SELECT (t.n - 1)::bigint, c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id, b.id \
+                     FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) \
+                     LEFT JOIN contacts b ON b.workspace_id = t.e->>0 AND b.bsuid = t.e->>1 \
+                     LEFT JOIN contacts w ON w.workspace_id = t.e->>0 AND w.wa_id = t.e->>2 \
+                     LEFT JOIN contacts c ON c.id = COALESCE(b.id, w.id) \
+                     LEFT JOIN conversations v ON v.number_id = t.e->>3 AND v.contact_id = c.id \
+                     WHERE c.id IS NOT NULL"
+                } else {
+                    "SELECT j.key, c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id, b.id \
+                     FROM json_each($1) j \
+                     LEFT JOIN contacts b ON b.workspace_id = json_extract(j.value, '$[0]') AND b.bsuid = json_extract(j.value, '$[1]') \
+                     LEFT JOIN contacts w ON w.workspace_id = json_extract(j.value, '$[0]') AND w.wa_id = json_extract(j.value, '$[2]') \
+                     LEFT JOIN contacts c ON c.id = COALESCE(b.id, w.id) \
+                     LEFT JOIN conversations v ON v.number_id = json_extract(j.value, '$[3]') AND v.contact_id = c.id \
+                     WHERE c.id IS NOT NULL"
+                };
+                type Row = (i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+                let rows: Vec<Row> = sqlx::query_as(sql).bind(&lookup).fetch_all(&mut **tx).await?;
+                let mut found: Vec<Option<(Found, bool)>> = vec![None; keys.len()];
+                let mut holders: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+                for (k, id, wa_id, bsuid, phone, name, username, conversation, by_bsuid) in rows {
+                    *holders.entry(id.clone()).or_default() += 1;
+                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| found.get_mut(k)) {
+                        *slot = Some(((id, wa_id, bsuid, phone, name, username, conversation), by_bsuid.is_some()));
+                    }
+                }
+                // The conversation of each sender that needs no write. A sender with a bsuid
+                // found only by its wa_id is not settled: a message before it in this set may
+                // give that bsuid to a contact, which `sender` would then find first.
+                let settled: Vec<Option<String>> = keys
+                    .iter()
+                    .zip(&found)
+                    .map(|(k, f)| match f {
+                        Some((f, by_bsuid))
+                            if (*by_bsuid || k.3.is_none())
+                                && unchanged(f, k.2, k.3, k.4, k.5)
+                                && holders.get(&f.0) == Some(&1) =>
+                        {
+                            f.6.clone()
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let now = now_ms();
+                let mut rows = Vec::with_capacity(messages.len());
+                let mut conversations = Vec::with_capacity(messages.len());
+                let mut ids = Vec::with_capacity(messages.len());
+                for (m, k) in messages.iter().zip(&key_of) {
+                    let conversation_id = match &settled[*k] {
+                        Some(c) => c.clone(),
+                        None => sender(tx, &m.workspace_id, &m.number_id, (m.wa_id.as_deref(), m.bsuid.as_deref()), (m.name.as_deref(), m.username.as_deref()), m.at).await?.1,
+                    };
+                    let id = new_id();
+                    rows.push(json!([
+                        id, m.workspace_id, conversation_id, m.number_id, m.wamid, m.kind, m.content,
+                        json!({"received": crate::server::rfc3339(m.at)}).to_string(),
+                        m.error_code, m.error_title, m.at, m.context
+                    ]));
+                    conversations.push(conversation_id);
+                    ids.push(id);
+                }
+                let (list, from) = json_rows($postgres, &[("", ""), ("", ""), ("", ""), ("", ""), ("", ""), ("", ""), ("", ""), ("", ""), ("", "bigint"), ("", ""), ("", "bigint"), ("", "")]);
+                let sql = format!(
+                    "INSERT INTO messages (id, workspace_id, conversation_id, number_id, wamid, type, content, status_timestamps, \
+                     error_code, error_title, timestamp, context, direction, status, created_at, updated_at) \
+                     SELECT {list}, 'inbound', 'received', $1, $1 {from} \
+                     ON CONFLICT (number_id, wamid) DO NOTHING RETURNING id"
+                );
+                let inserted: std::collections::HashSet<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(Value::Array(rows).to_string())
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                if inserted.is_empty() {
+                    return Ok(());
+                }
+                let mut media = Vec::new();
+                // Per conversation: the latest message time, the last message at that time,
+                // and how many arrived (the order-by-order update, folded).
+                let mut updates: Vec<(String, i64, String, i64)> = Vec::new();
+                let mut update_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+                for ((m, id), conversation_id) in messages.iter().zip(&ids).zip(&conversations) {
+                    if !inserted.contains(id) {
+                        continue;
+                    }
+                    applied.messages_created += 1;
+                    if let Some((media_id, sha256, mime, filename)) = &m.media {
+                        media.push(json!([new_id(), m.workspace_id, id, m.number_id, media_id, sha256, mime, filename]));
+                    }
+                    match update_of.get(conversation_id.as_str()) {
+                        Some(&u) => {
+                            let u = &mut updates[u];
+                            if m.at >= u.1 {
+                                u.1 = m.at;
+                                u.2 = id.clone();
+                            }
+                            u.3 += 1;
+                        }
+                        None => {
+                            update_of.insert(conversation_id, updates.len());
+                            updates.push((conversation_id.clone(), m.at, id.clone(), 1));
+                        }
+                    }
+                    scratch.event(&m.workspace_id, "message.created", id);
+                    scratch.event(&m.workspace_id, "conversation.updated", conversation_id);
+                }
+                if !media.is_empty() {
+                    let (list, from) = json_text_rows($postgres, 8);
+                    let sql = format!(
+                        "INSERT INTO media (id, workspace_id, message_id, number_id, meta_media_id, sha256, mime_type, filename, \
+                         state, next_attempt_at, created_at, updated_at) SELECT {list}, 'pending', $1, $1, $1 {from}"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(media).to_string()).execute(&mut **tx).await?;
+                }
+                let updates = Value::Array(updates.into_iter().map(|(c, at, id, n)| json!([c, at, id, n])).collect()).to_string();
+                let (list, from) = json_rows($postgres, &[("u_id", ""), ("u_at", "bigint"), ("u_mid", ""), ("u_n", "integer")]);
+                let sql = format!(
+                    "UPDATE conversations SET \
+                     last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < u.u_at THEN u.u_at ELSE last_inbound_at END, \
+                     last_message_id = CASE WHEN last_message_at <= u.u_at OR last_message_id IS NULL THEN u.u_mid ELSE last_message_id END, \
+                     last_message_at = CASE WHEN last_message_at < u.u_at THEN u.u_at ELSE last_message_at END, \
+                     unread_count = unread_count + u.u_n, \
+                     status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END, updated_at = $1 \
+                     FROM (SELECT {list} {from}) AS u WHERE conversations.id = u.u_id"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(updates).execute(&mut **tx).await?;
+                Ok(())
+            }
+
+            /// One query reads every message the statuses name; each message's statuses are
+            /// folded in order (forward only, first time kept) and one statement writes the
+            /// messages that changed. A status for a wamid not stored yet is kept for later
+            /// (one statement), unless it carries our message id: that one resolves a send
+            /// whose answer was lost, through `status_in`.
+            async fn plain_statuses(tx: &mut Tx<'_>, statuses: Vec<PlainStatus>, scratch: &mut Scratch, applied: &mut Applied) -> Result<(), DbError> {
+                let mut keys: Vec<(&str, &str)> = Vec::new();
+                let mut index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+                let key_of: Vec<usize> = statuses
+                    .iter()
+                    .map(|s| {
+                        let k = (s.number_id.as_str(), s.wamid.as_str());
+                        *index.entry(k).or_insert_with(|| {
+                            keys.push(k);
+                            keys.len() - 1
+                        })
+                    })
+                    .collect();
+                // A wamid not stored yet that one of its statuses can resolve (it carries our
+                // message id): all its statuses go through `status_in`, in order.
+                let mut resolvable = vec![false; keys.len()];
+                for (s, k) in statuses.iter().zip(&key_of) {
+                    if s.value.get("biz_opaque_callback_data").and_then(Value::as_str).is_some() {
+                        resolvable[*k] = true;
+                    }
+                }
+                let lookup = Value::Array(keys.iter().map(|k| json!([k.0, k.1])).collect()).to_string();
+                let sql = if $postgres {
+                    "SELECT (t.n - 1)::bigint, m.id, m.status, m.status_timestamps \
+                     FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) \
+                     LEFT JOIN messages m ON m.number_id = t.e->>0 AND m.wamid = t.e->>1 WHERE m.id IS NOT NULL"
+                } else {
+                    "SELECT j.key, m.id, m.status, m.status_timestamps FROM json_each($1) j \
+                     LEFT JOIN messages m ON m.number_id = json_extract(j.value, '$[0]') AND m.wamid = json_extract(j.value, '$[1]') \
+                     WHERE m.id IS NOT NULL"
+                };
+                let rows: Vec<(i64, String, String, String)> = sqlx::query_as(sql).bind(&lookup).fetch_all(&mut **tx).await?;
+                // Per stored message: its status and times as the fold goes, the error that
+                // failed it, and whether anything changed.
+                type State = (String, String, String, Option<(Option<i64>, Option<String>, Option<String>)>, bool);
+                let mut state: Vec<Option<State>> = vec![None; keys.len()];
+                for (k, id, status, stamps) in rows {
+                    if let Some(slot) = usize::try_from(k).ok().and_then(|k| state.get_mut(k)) {
+                        *slot = Some((id, status, stamps, None, false));
+                    }
+                }
+                let mut pending = Vec::new();
+                let mut unresolved = Vec::new();
+                for (s, k) in statuses.iter().zip(&key_of) {
+                    match state.get_mut(*k).and_then(Option::as_mut) {
+                        Some((id, status, stamps, error, changed)) => {
+                            applied.statuses_applied += 1;
+                            if let Some(a) = advance(status, stamps, &s.value) {
+                                if a.changed {
+                                    *status = a.status.as_str().to_string();
+                                    *stamps = a.stamps;
+                                    if a.error.is_some() {
+                                        *error = a.error;
+                                    }
+                                    *changed = true;
+                                    scratch.event(&s.workspace_id, "message.updated", id);
+                                }
+                            }
+                        }
+                        None if resolvable[*k] => unresolved.push(s),
+                        None => {
+                            applied.statuses_pending += 1;
+                            pending.push(json!([s.number_id, s.wamid, s.body]));
+                        }
+                    }
+                }
+                let changes: Vec<Value> = state
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s.4)
+                    .map(|(id, status, stamps, error, _)| {
+                        let (code, title, detail) = error.clone().unwrap_or_default();
+                        json!([id, status, stamps, i32::from(error.is_some()), code, title, detail])
+                    })
+                    .collect();
+                let now = now_ms();
+                if !changes.is_empty() {
+                    let (list, from) = json_rows(
+                        $postgres,
+                        &[("u_id", ""), ("u_status", ""), ("u_stamps", ""), ("u_failed", "integer"), ("u_code", "bigint"), ("u_title", ""), ("u_detail", "")],
+                    );
+                    let sql = format!(
+                        "UPDATE messages SET status = u.u_status, status_timestamps = u.u_stamps, updated_at = $1, \
+                         error_code = CASE WHEN u.u_failed = 1 THEN u.u_code ELSE error_code END, \
+                         error_title = CASE WHEN u.u_failed = 1 THEN u.u_title ELSE error_title END, \
+                         error_detail = CASE WHEN u.u_failed = 1 THEN u.u_detail ELSE error_detail END \
+                         FROM (SELECT {list} {from}) AS u WHERE messages.id = u.u_id"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(changes).to_string()).execute(&mut **tx).await?;
+                }
+                if !pending.is_empty() {
+                    let (list, from) = json_text_rows($postgres, 3);
+                    let sql = format!("INSERT INTO pending_statuses (number_id, wamid, body, created_at) SELECT {list}, $1 {from}");
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(pending).to_string()).execute(&mut **tx).await?;
+                }
+                for s in unresolved {
+                    if status_in(tx, &s.workspace_id, &s.number_id, &s.wamid, &s.body, scratch).await? {
+                        applied.statuses_applied += 1;
+                    } else {
+                        sqlx::query("INSERT INTO pending_statuses (number_id, wamid, body, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(&s.number_id)
+                            .bind(&s.wamid)
+                            .bind(&s.body)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        applied.statuses_pending += 1;
+                    }
+                }
                 Ok(())
             }
 
@@ -321,7 +749,11 @@ macro_rules! engine_impl {
                             | "message_template_quality_update"
                             | "message_template_components_update"
                             | "phone_number_quality_update"
-                            | "account_update" => waba_change(tx, &entry.id, &change.field, &change.value, &mut applied, scratch).await?,
+                            | "account_update" => {
+                                // Keeps the live events in the order Meta sent the changes.
+                                plain(tx, scratch, &mut applied).await?;
+                                waba_change(tx, &entry.id, &change.field, &change.value, &mut applied, scratch).await?
+                            }
                             // Kept in webhook_events, unapplied: a field this version does not use.
                             _ => {}
                         }
@@ -462,19 +894,14 @@ macro_rules! engine_impl {
                     inbound(tx, &workspace_id, &number_id, v, m, applied, scratch).await?;
                 }
                 for s in &v.statuses {
-                    let body = serde_json::to_string(&status_json(s)).unwrap_or_default();
-                    if status_in(tx, &workspace_id, &number_id, &s.id, &body, scratch).await? {
-                        applied.statuses_applied += 1;
-                    } else {
-                        sqlx::query("INSERT INTO pending_statuses (number_id, wamid, body, created_at) VALUES ($1, $2, $3, $4)")
-                            .bind(&number_id)
-                            .bind(&s.id)
-                            .bind(&body)
-                            .bind(now_ms())
-                            .execute(&mut **tx)
-                            .await?;
-                        applied.statuses_pending += 1;
-                    }
+                    let value = status_json(s);
+                    scratch.statuses.push(PlainStatus {
+                        workspace_id: workspace_id.clone(),
+                        number_id: number_id.clone(),
+                        wamid: s.id.clone(),
+                        body: value.to_string(),
+                        value,
+                    });
                 }
                 Ok(())
             }
@@ -487,15 +914,10 @@ macro_rules! engine_impl {
                 tx: &mut Tx<'_>,
                 workspace_id: &str,
                 number_id: &str,
-                wa_id: Option<&str>,
-                bsuid: Option<&str>,
-                info: Option<&ContactInfo>,
+                (wa_id, bsuid): (Option<&str>, Option<&str>),
+                (name, username): (Option<&str>, Option<&str>),
                 at: i64,
             ) -> Result<(String, String), DbError> {
-                let profile = info.and_then(|c| c.profile.as_ref());
-                let name = profile.and_then(|p| p.name.as_deref());
-                let username = profile.and_then(|p| p.username.as_deref());
-                type Found = (String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
                 // BSUID first, then wa_id: each arm walks its own unique index.
                 let found: Option<Found> = sqlx::query_as(
                     "SELECT c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id FROM ( \
@@ -514,12 +936,9 @@ macro_rules! engine_impl {
                 let now = now_ms();
                 let phone = wa_id.map(|w| format!("+{w}"));
                 let contact_id = match found {
-                    Some((id, has_wa_id, has_bsuid, has_phone, has_name, has_username, conversation)) => {
-                        let changes = (has_wa_id.is_none() && wa_id.is_some())
-                            || (has_phone.is_none() && phone.is_some())
-                            || (has_bsuid.is_none() && bsuid.is_some())
-                            || (name.is_some() && has_name.as_deref() != name)
-                            || (username.is_some() && has_username.as_deref() != username);
+                    Some(f) => {
+                        let changes = !unchanged(&f, wa_id, bsuid, name, username);
+                        let (id, conversation) = (f.0, f.6);
                         if changes {
                             // Link the identity this message adds, unless another contact holds
                             // it. Only when something changes: a customer's every message
@@ -625,6 +1044,40 @@ macro_rules! engine_impl {
                 }
                 let at = ms(m.timestamp_ms());
                 let content = m.content();
+                let profile = info.and_then(|c| c.profile.as_ref());
+                let name = profile.and_then(|p| p.name.as_deref());
+                let username = profile.and_then(|p| p.username.as_deref());
+                let refers = matches!(m.kind.as_str(), "reaction" | "edit" | "revoke")
+                    || m.context.as_ref().and_then(|c| c.get("id")).is_some();
+                if !refers {
+                    let media = if matches!(m.kind.as_str(), "image" | "video" | "audio" | "document" | "sticker") {
+                        content.get("id").and_then(Value::as_str).map(|media_id| {
+                            let text = |k: &str| content.get(k).and_then(Value::as_str).map(str::to_string);
+                            (media_id.to_string(), text("sha256"), text("mime_type"), text("filename"))
+                        })
+                    } else {
+                        None
+                    };
+                    scratch.inbound.push(Plain {
+                        workspace_id: workspace_id.to_string(),
+                        number_id: number_id.to_string(),
+                        wa_id: wa_id.map(str::to_string),
+                        bsuid: bsuid.map(str::to_string),
+                        name: name.map(str::to_string),
+                        username: username.map(str::to_string),
+                        wamid: m.id.clone(),
+                        kind: m.kind.clone(),
+                        content: content.to_string(),
+                        context: m.context.as_ref().map(Value::to_string),
+                        at,
+                        error_code: first_error_code(m),
+                        error_title: first_error_title(m),
+                        media,
+                    });
+                    return Ok(());
+                }
+                // It names another message, which may wait among the plain ones.
+                plain(tx, scratch, applied).await?;
                 match m.kind.as_str() {
                     "reaction" => {
                         let target = content.get("message_id").and_then(Value::as_str).unwrap_or_default();
@@ -675,7 +1128,7 @@ macro_rules! engine_impl {
                     }
                     _ => {}
                 }
-                let (_contact_id, conversation_id) = sender(tx, workspace_id, number_id, wa_id, bsuid, info, at).await?;
+                let (_contact_id, conversation_id) = sender(tx, workspace_id, number_id, (wa_id, bsuid), (name, username), at).await?;
                 let id = new_id();
                 let now = now_ms();
                 let context = m.context.as_ref().map(Value::to_string);
@@ -783,31 +1236,23 @@ macro_rules! engine_impl {
                     },
                 };
                 let Some((id, current, stamps)) = row else { return Ok(false) };
-                let stamps_before = stamps.clone();
-                let Some(next) = s.get("status").and_then(Value::as_str).and_then(MessageStatus::parse) else { return Ok(true) };
-                let current = MessageStatus::parse(&current).unwrap_or(MessageStatus::Queued);
-                let new = current.advance(next);
-                let mut stamps: serde_json::Map<String, Value> = serde_json::from_str(&stamps).unwrap_or_default();
-                let at = s.get("timestamp_ms").and_then(Value::as_i64).unwrap_or_else(now_ms);
-                stamps.entry(next.as_str().to_string()).or_insert_with(|| json!(crate::server::rfc3339(at)));
-                let error = s.get("errors").and_then(|e| e.get(0)).filter(|_| new == MessageStatus::Failed && current != MessageStatus::Failed);
-                if let Some(e) = error {
+                let Some(a) = advance(&current, &stamps, &s) else { return Ok(true) };
+                if !a.changed {
+                    // A replayed status changes nothing and publishes nothing.
+                    return Ok(true);
+                }
+                if let Some((code, title, detail)) = &a.error {
                     sqlx::query("UPDATE messages SET error_code = $1, error_title = $2, error_detail = $3 WHERE id = $4")
-                        .bind(e.get("code").and_then(Value::as_i64))
-                        .bind(e.get("title").and_then(Value::as_str))
-                        .bind(e.get("detail").and_then(Value::as_str))
+                        .bind(code)
+                        .bind(title)
+                        .bind(detail)
                         .bind(&id)
                         .execute(&mut **tx)
                         .await?;
                 }
-                let stamps = Value::Object(stamps).to_string();
-                if new == current && error.is_none() && stamps == stamps_before {
-                    // A replayed status changes nothing and publishes nothing.
-                    return Ok(true);
-                }
                 sqlx::query("UPDATE messages SET status = $1, status_timestamps = $2, updated_at = $3 WHERE id = $4")
-                    .bind(new.as_str())
-                    .bind(&stamps)
+                    .bind(a.status.as_str())
+                    .bind(&a.stamps)
                     .bind(now_ms())
                     .bind(&id)
                     .execute(&mut **tx)
