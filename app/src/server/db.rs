@@ -305,7 +305,15 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // Pages read through a memory map instead of a read() copy each, and a
+                    // larger page cache: under a webhook flood the kernel copies dominated
+                    // the SQLite threads' time. Durability is unchanged (the WAL is fsynced).
+                    .pragma("mmap_size", "268435456")
+                    .pragma("cache_size", "-16384")
+                    // The ingest checkpoints in the background (`Ingest::start`); a commit
+                    // only checkpoints itself if the WAL grows this long anyway.
+                    .pragma("wal_autocheckpoint", "16384");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))

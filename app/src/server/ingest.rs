@@ -50,6 +50,9 @@ impl Ingest {
         let wake = Arc::new(Notify::new());
         let gate: Gate = matches!(db, Db::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
         tokio::spawn(writer(db.clone(), rx, wake.clone(), gate.clone()));
+        if let Db::Sqlite(pool) = &db {
+            tokio::spawn(checkpointer(pool.clone()));
+        }
         tokio::spawn(processor(db, bus, wake.clone(), gate));
         Ingest { jobs, wake }
     }
@@ -107,6 +110,24 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, wake: Arc<Notify>, gate: Ga
         }
         // One wake-up per batch, never one per request.
         wake.notify_one();
+    }
+}
+
+/// Copies the SQLite write-ahead log into the database every second, off the commit path: a
+/// commit that crosses the auto-checkpoint size otherwise does it (and its fsync of the
+/// database file) while the acknowledgements of its batch wait. PASSIVE never blocks writers.
+async fn checkpointer(pool: sqlx::SqlitePool) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "a background checkpoint failed; the next one retries");
+        }
     }
 }
 

@@ -201,6 +201,25 @@ fn json_rows(postgres: bool, cols: &[(&str, &str)]) -> (String, &'static str) {
     (list.join(", "), from)
 }
 
+/// A condition on a primary key for the rows a set-based UPDATE touches, bound as `$3`:
+/// `(condition, value)`. Postgres gets an id array, which it walks in the primary key (joined
+/// to a JSON table alone it hashed the whole table); SQLite a JSON array.
+fn only_ids<'a>(postgres: bool, ids: impl Iterator<Item = &'a str>) -> (&'static str, String) {
+    let ids: Vec<&str> = ids.collect();
+    if postgres {
+        let quoted: Vec<String> = ids
+            .iter()
+            .map(|id| format!("\"{}\"", id.replace(['"', '\\'], "")))
+            .collect();
+        ("= ANY($3::text[])", format!("{{{}}}", quoted.join(",")))
+    } else {
+        (
+            "IN (SELECT value FROM json_each($3))",
+            serde_json::to_string(&ids).unwrap_or_default(),
+        )
+    }
+}
+
 /// `json_rows` with text columns, unnamed.
 fn json_text_rows(postgres: bool, n: usize) -> (String, &'static str) {
     json_rows(postgres, &vec![("", ""); n])
@@ -478,11 +497,13 @@ macro_rules! engine_impl {
                 let lookup = Value::Array(keys.iter().map(|k| json!([k.0, k.3, k.2, k.1])).collect()).to_string();
                 // A bsuid match first, then the wa_id: each join walks its own unique index.
                 let sql = if $postgres {
-                    "SELECT (t.n - 1)::bigint, c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id, b.id \
+                    // Lookups per key in subqueries: as joins, the planner hashed whole tables.
+                    "SELECT (t.n - 1)::bigint, c.id, c.wa_id, c.bsuid, c.phone, c.profile_name, c.username, v.id, m.b_id \
                      FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) \
-                     LEFT JOIN contacts b ON b.workspace_id = t.e->>0 AND b.bsuid = t.e->>1 \
-                     LEFT JOIN contacts w ON w.workspace_id = t.e->>0 AND w.wa_id = t.e->>2 \
-                     LEFT JOIN contacts c ON c.id = COALESCE(b.id, w.id) \
+                     CROSS JOIN LATERAL (SELECT \
+                       (SELECT id FROM contacts WHERE workspace_id = t.e->>0 AND bsuid = t.e->>1) AS b_id, \
+                       (SELECT id FROM contacts WHERE workspace_id = t.e->>0 AND wa_id = t.e->>2) AS w_id) m \
+                     LEFT JOIN contacts c ON c.id = COALESCE(m.b_id, m.w_id) \
                      LEFT JOIN conversations v ON v.number_id = t.e->>3 AND v.contact_id = c.id \
                      WHERE c.id IS NOT NULL"
                 } else {
@@ -594,6 +615,7 @@ macro_rules! engine_impl {
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(media).to_string()).execute(&mut **tx).await?;
                 }
+                let (only, ids) = only_ids($postgres, updates.iter().map(|u| u.0.as_str()));
                 let updates = Value::Array(updates.into_iter().map(|(c, at, id, n)| json!([c, at, id, n])).collect()).to_string();
                 let (list, from) = json_rows($postgres, &[("u_id", ""), ("u_at", "bigint"), ("u_mid", ""), ("u_n", "integer")]);
                 let sql = format!(
@@ -603,9 +625,9 @@ macro_rules! engine_impl {
                      last_message_at = CASE WHEN last_message_at < u.u_at THEN u.u_at ELSE last_message_at END, \
                      unread_count = unread_count + u.u_n, \
                      status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END, updated_at = $1 \
-                     FROM (SELECT {list} {from}) AS u WHERE conversations.id = u.u_id"
+                     FROM (SELECT {list} {from}) AS u WHERE conversations.id = u.u_id AND conversations.id {only}"
                 );
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(updates).execute(&mut **tx).await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(updates).bind(ids).execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -691,6 +713,7 @@ macro_rules! engine_impl {
                     .collect();
                 let now = now_ms();
                 if !changes.is_empty() {
+                    let (only, ids) = only_ids($postgres, changes.iter().filter_map(|c| c.get(0).and_then(Value::as_str)));
                     let (list, from) = json_rows(
                         $postgres,
                         &[("u_id", ""), ("u_status", ""), ("u_stamps", ""), ("u_failed", "integer"), ("u_code", "bigint"), ("u_title", ""), ("u_detail", "")],
@@ -700,9 +723,9 @@ macro_rules! engine_impl {
                          error_code = CASE WHEN u.u_failed = 1 THEN u.u_code ELSE error_code END, \
                          error_title = CASE WHEN u.u_failed = 1 THEN u.u_title ELSE error_title END, \
                          error_detail = CASE WHEN u.u_failed = 1 THEN u.u_detail ELSE error_detail END \
-                         FROM (SELECT {list} {from}) AS u WHERE messages.id = u.u_id"
+                         FROM (SELECT {list} {from}) AS u WHERE messages.id = u.u_id AND messages.id {only}"
                     );
-                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(changes).to_string()).execute(&mut **tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(Value::Array(changes).to_string()).bind(ids).execute(&mut **tx).await?;
                 }
                 if !pending.is_empty() {
                     let (list, from) = json_text_rows($postgres, 3);
