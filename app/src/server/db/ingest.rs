@@ -661,7 +661,8 @@ macro_rules! engine_impl {
                 let sql = if $postgres {
                     "SELECT (t.n - 1)::bigint, m.id, m.status, m.status_timestamps \
                      FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, n) \
-                     LEFT JOIN messages m ON m.number_id = t.e->>0 AND m.wamid = t.e->>1 WHERE m.id IS NOT NULL"
+                     CROSS JOIN LATERAL (SELECT id, status, status_timestamps FROM messages \
+                     WHERE number_id = t.e->>0 AND wamid = t.e->>1) m"
                 } else {
                     "SELECT j.key, m.id, m.status, m.status_timestamps FROM json_each($1) j \
                      LEFT JOIN messages m ON m.number_id = json_extract(j.value, '$[0]') AND m.wamid = json_extract(j.value, '$[1]') \
