@@ -18,9 +18,12 @@ use super::events::EventBus;
 
 /// The most bodies one commit takes.
 const MAX_BATCH: usize = 512;
-/// Bodies applied per transaction: enough to share one commit, few enough that an
+/// Bodies applied per transaction on SQLite: enough to share one commit, few enough that an
 /// acknowledgement waiting behind the apply on SQLite's single write lock waits briefly.
-const APPLY_BATCH: i64 = 16;
+const APPLY_BATCH_SQLITE: i64 = 16;
+/// On Postgres the writer never waits for the apply (row locks, not one write lock), so a
+/// transaction takes more bodies: its round trips and its commit are shared by more messages.
+const APPLY_BATCH_POSTGRES: i64 = 128;
 
 /// Taken around every ingest write transaction on SQLite (one writer at a time, woken in
 /// order); absent on Postgres, whose row locks let both run at once.
@@ -147,8 +150,12 @@ pub async fn drain(db: &Db, bus: &EventBus) {
 }
 
 async fn drain_gated(db: &Db, bus: &EventBus, gate: &Gate) {
+    let size = match db {
+        Db::Sqlite(_) => APPLY_BATCH_SQLITE,
+        Db::Postgres(_) => APPLY_BATCH_POSTGRES,
+    };
     loop {
-        let batch = match db.unprocessed_webhook_events(APPLY_BATCH).await {
+        let batch = match db.unprocessed_webhook_events(size).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "reading stored webhooks failed; retrying");

@@ -259,9 +259,16 @@ impl Db {
             let waiting = "SELECT j.message_id FROM outbox_jobs j JOIN broadcast_recipients r ON r.message_id = j.message_id \
                            WHERE r.broadcast_id = $1 AND r.state = 'queued' AND j.kind = 'send' AND j.state = 'queued'";
             let ids: Vec<String> = sqlx::query_scalar(waiting).bind(id).fetch_all(&mut *tx).await?;
+            let mut cancelled = 0i64;
             for m in &ids {
-                sqlx::query("UPDATE outbox_jobs SET state = 'failed', last_error = $1, updated_at = $2 WHERE message_id = $3 AND kind = 'send' AND state = 'queued'")
-                    .bind("broadcast cancelled").bind(now).bind(m).execute(&mut *tx).await?;
+                // On Postgres the outbox may claim a job between the read above and this write;
+                // the write then finds it no longer queued and the message goes out as usual.
+                let stopped = sqlx::query("UPDATE outbox_jobs SET state = 'failed', last_error = $1, updated_at = $2 WHERE message_id = $3 AND kind = 'send' AND state = 'queued'")
+                    .bind("broadcast cancelled").bind(now).bind(m).execute(&mut *tx).await?.rows_affected();
+                if stopped == 0 {
+                    continue;
+                }
+                cancelled += 1;
                 sqlx::query("UPDATE messages SET status = 'failed', error_title = $1, error_detail = $2, updated_at = $3 WHERE id = $4 AND status = 'queued'")
                     .bind(title).bind("The broadcast was cancelled before this message was sent.").bind(now).bind(m)
                     .execute(&mut *tx).await?;
@@ -272,7 +279,7 @@ impl Db {
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(Some(ids.len() as i64))
+            Ok(Some(cancelled))
         })
     }
 
