@@ -8,7 +8,7 @@
 #![allow(incomplete_features)]
 // Qontak: upstream's release-build warnings (debug-only parameters), which cargo shows for a
 // path dependency though it hides them for the published crate.
-#![allow(unused_variables, dead_code)]
+#![allow(unused_variables, dead_code, unused_imports)]
 #![cfg_attr(
     all(feature = "nightly", rustc_nightly),
     feature(unsized_const_params)
