@@ -256,19 +256,16 @@ impl Db {
             }
             sqlx::query("UPDATE broadcasts SET state = 'cancelled', cancelled_at = $1, updated_at = $1 WHERE id = $2 AND state IN ('scheduled', 'sending')")
                 .bind(now).bind(id).execute(&mut *tx).await?;
-            let waiting = "SELECT j.message_id FROM outbox_jobs j JOIN broadcast_recipients r ON r.message_id = j.message_id \
-                           WHERE r.broadcast_id = $1 AND r.state = 'queued' AND j.kind = 'send' AND j.state = 'queued'";
-            let ids: Vec<String> = sqlx::query_scalar(waiting).bind(id).fetch_all(&mut *tx).await?;
-            let mut cancelled = 0i64;
+            // The jobs still queued are stopped by the write itself, which names the ones it
+            // stopped: on Postgres the outbox may claim a job at any moment, and a job it claimed
+            // (no longer queued when this write reaches its row) goes out as usual.
+            let stop = "UPDATE outbox_jobs SET state = 'failed', last_error = $1, updated_at = $2 \
+                        WHERE kind = 'send' AND state = 'queued' AND message_id IN \
+                        (SELECT message_id FROM broadcast_recipients WHERE broadcast_id = $3 AND state = 'queued') \
+                        RETURNING message_id";
+            let ids: Vec<String> = sqlx::query_scalar(stop).bind("broadcast cancelled").bind(now).bind(id)
+                .fetch_all(&mut *tx).await?;
             for m in &ids {
-                // On Postgres the outbox may claim a job between the read above and this write;
-                // the write then finds it no longer queued and the message goes out as usual.
-                let stopped = sqlx::query("UPDATE outbox_jobs SET state = 'failed', last_error = $1, updated_at = $2 WHERE message_id = $3 AND kind = 'send' AND state = 'queued'")
-                    .bind("broadcast cancelled").bind(now).bind(m).execute(&mut *tx).await?.rows_affected();
-                if stopped == 0 {
-                    continue;
-                }
-                cancelled += 1;
                 sqlx::query("UPDATE messages SET status = 'failed', error_title = $1, error_detail = $2, updated_at = $3 WHERE id = $4 AND status = 'queued'")
                     .bind(title).bind("The broadcast was cancelled before this message was sent.").bind(now).bind(m)
                     .execute(&mut *tx).await?;
@@ -279,7 +276,7 @@ impl Db {
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(Some(cancelled))
+            Ok(Some(ids.len() as i64))
         })
     }
 
