@@ -172,7 +172,9 @@ mod browser {
                         s.borrow_mut().last_id = Some(id);
                     }
                     if let Some(text) = e.data().as_string() {
-                        if let Ok(event) = serde_json::from_str::<LiveEvent>(&text) {
+                        if let Ok(event) = serde_json::from_str(&text)
+                            .and_then(serde_json::from_value::<LiveEvent>)
+                        {
                             apply(inbox, event);
                         }
                     }

@@ -4,8 +4,9 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsCast;
+
+use crate::api_client::{self, Body};
 
 /// A template as `GET /api/v1/templates` lists it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -31,63 +32,9 @@ pub struct TemplateItem {
     pub components: Value,
 }
 
-const UNREACHABLE: &str = "The server could not be reached; try again.";
-
-async fn send(
-    method: &str,
-    path: &str,
-    body: Option<JsValue>,
-    json: bool,
-) -> Result<Value, String> {
-    let window = web_sys::window().ok_or(UNREACHABLE)?;
-    let headers = web_sys::Headers::new().map_err(|_| UNREACHABLE)?;
-    headers
-        .set("Accept", "application/json")
-        .map_err(|_| UNREACHABLE)?;
-    if json {
-        headers
-            .set("Content-Type", "application/json")
-            .map_err(|_| UNREACHABLE)?;
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-    init.set_headers(&headers);
-    if let Some(b) = &body {
-        init.set_body(b);
-    }
-    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(|_| UNREACHABLE)?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .and_then(|r| r.dyn_into())
-        .map_err(|_| UNREACHABLE)?;
-    let status = response.status();
-    let text = match response.text() {
-        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
-        Err(_) => None,
-    }
-    .unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if (200..300).contains(&status) {
-        Ok(value)
-    } else {
-        Err(value
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("The server answered HTTP {status}.")))
-    }
-}
-
 /// A JSON call; the answer, or the API's error message.
 pub async fn call(method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    send(
-        method,
-        path,
-        body.map(|b| JsValue::from_str(&b.to_string())),
-        body.is_some(),
-    )
-    .await
+    api_client::call(method, path, body.into()).await
 }
 
 /// Every template of the workspace.
@@ -98,10 +45,11 @@ pub async fn list() -> Result<Vec<TemplateItem>, String> {
 
 /// Uploads a header sample from a file input; answers Meta's handle.
 pub async fn upload_sample(file: web_sys::File) -> Result<String, String> {
-    let form = web_sys::FormData::new().map_err(|_| UNREACHABLE)?;
+    let unreachable = |_| api_client::error_message(0, "");
+    let form = web_sys::FormData::new().map_err(unreachable)?;
     form.append_with_blob_and_filename("file", &file, &file.name())
-        .map_err(|_| UNREACHABLE)?;
-    let v = send("POST", "/api/v1/templates/media", Some(form.into()), false).await?;
+        .map_err(unreachable)?;
+    let v = api_client::call("POST", "/api/v1/templates/media", Body::Form(form)).await?;
     v.get("handle")
         .and_then(Value::as_str)
         .map(str::to_string)
