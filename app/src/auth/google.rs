@@ -19,25 +19,24 @@ pub fn GoogleButton(client_id: String) -> impl IntoView {
     let target = NodeRef::<Div>::new();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    // Google calls this function for every credential; it lives as long as the button.
-    let callback = StoredValue::new_local(None::<Closure<dyn FnMut(JsValue)>>);
     let id = client_id.clone();
-    Effect::new(move |_| {
-        let Some(div) = target.get() else {
-            return;
-        };
-        if callback.with_value(Option::is_some) {
-            return;
+    // Google calls `on_credential` for every credential. The effect keeps it as its value, so it
+    // lives as long as the button, and it only ever exists in the browser: effects do not run
+    // on the server, where a browser-only value would outlive the render on another thread.
+    Effect::new(move |installed: Option<Option<Closure<dyn FnMut(JsValue)>>>| {
+        if let Some(Some(on_credential)) = installed {
+            return Some(on_credential);
         }
+        let div = target.get()?;
         let on_credential = Closure::<dyn FnMut(JsValue)>::new(move |response: JsValue| {
             credential_received(response, error, busy)
         });
         let function: Function = on_credential.as_ref().unchecked_ref::<Function>().clone();
-        callback.set_value(Some(on_credential));
         let element: JsValue = div.into();
         if let Err(e) = load_and_render(id.clone(), element, function, error) {
             show_error(error, &describe(&e, "Google sign-in could not start"));
         }
+        Some(on_credential)
     });
     view! {
         <div class="google-signin-box">
