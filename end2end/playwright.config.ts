@@ -14,6 +14,11 @@ process.env.E2E_EMULATOR_URL ??= `http://127.0.0.1:${port + 1}`;
 const emulatorURL = process.env.E2E_EMULATOR_URL;
 process.env.E2E_DATABASE_URL = `sqlite://${dataDir}/qontak.db?mode=rwc`;
 const appSecret = "e2e-app-secret";
+// Google sign-in: our client id, and the keys of its ID tokens served by the test itself
+// (tests/google.spec.ts) in place of Google's; Google's script is a stub routed in by the
+// fixtures (tests/fixtures.ts).
+process.env.E2E_GOOGLE_CLIENT_ID = "qontak-e2e.apps.googleusercontent.com";
+process.env.E2E_GOOGLE_JWKS_PORT ??= String(port + 2);
 
 export default defineConfig({
   testDir: "./tests",
@@ -59,6 +64,8 @@ export default defineConfig({
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       QONTAK_PUBLIC_URL: baseURL,
       QONTAK_DEV_LOGIN: "1",
+      GOOGLE_CLIENT_ID: process.env.E2E_GOOGLE_CLIENT_ID,
+      GOOGLE_JWKS_URL: `http://127.0.0.1:${process.env.E2E_GOOGLE_JWKS_PORT}/certs`,
       RUST_LOG: "warn",
     },
   }],

@@ -167,8 +167,7 @@ mod browser {
             Body::Form(form) => init.set_body(form),
         }
         init.set_headers(&headers);
-        let request =
-            web_sys::Request::new_with_str_and_init(path, &init).map_err(unreachable)?;
+        let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(unreachable)?;
         let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
             .await
             .and_then(|r| r.dyn_into())

@@ -8,10 +8,14 @@ use leptos::html::Div;
 use leptos::prelude::*;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+
+use crate::api_client::Body;
 
 /// Google's client library. The page's CSP admits exactly this script.
 pub const GSI_CLIENT_URL: &str = "https://accounts.google.com/gsi/client";
+
+/// What Google calls with each credential.
+type CredentialCallback = Closure<dyn FnMut(JsValue)>;
 
 /// The "Sign in with Google" button, and the reason when a sign-in is refused.
 #[component]
@@ -23,12 +27,12 @@ pub fn GoogleButton(client_id: String) -> impl IntoView {
     // Google calls `on_credential` for every credential. The effect keeps it as its value, so it
     // lives as long as the button, and it only ever exists in the browser: effects do not run
     // on the server, where a browser-only value would outlive the render on another thread.
-    Effect::new(move |installed: Option<Option<Closure<dyn FnMut(JsValue)>>>| {
+    Effect::new(move |installed: Option<Option<CredentialCallback>>| {
         if let Some(Some(on_credential)) = installed {
             return Some(on_credential);
         }
         let div = target.get()?;
-        let on_credential = Closure::<dyn FnMut(JsValue)>::new(move |response: JsValue| {
+        let on_credential = CredentialCallback::new(move |response: JsValue| {
             credential_received(response, error, busy)
         });
         let function: Function = on_credential.as_ref().unchecked_ref::<Function>().clone();
@@ -193,50 +197,16 @@ fn g_csrf_cookie() -> Option<String> {
 /// `POST /auth/google` with `{"credential"}` as JSON; the path to go to, or the message to
 /// show.
 async fn post_credential(credential: String) -> Result<String, String> {
-    const UNREACHABLE: &str = "The server could not be reached; try again.";
-    let window = web_sys::window().ok_or(UNREACHABLE)?;
     let mut body = serde_json::json!({ "credential": credential });
     if let Some(csrf) = g_csrf_cookie() {
         body["g_csrf_token"] = csrf.into();
     }
-    let headers = web_sys::Headers::new().map_err(|_| UNREACHABLE)?;
-    headers
-        .set("Content-Type", "application/json")
-        .map_err(|_| UNREACHABLE)?;
-    headers
-        .set("Accept", "application/json")
-        .map_err(|_| UNREACHABLE)?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&body.to_string()));
-    let request =
-        web_sys::Request::new_with_str_and_init("/auth/google", &init).map_err(|_| UNREACHABLE)?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+    let answer = crate::api_client::request("POST", "/auth/google", Body::Json(body))
         .await
-        .and_then(|r| r.dyn_into())
-        .map_err(|_| UNREACHABLE)?;
-    let status = response.status();
-    let json = match response.json() {
-        Ok(promise) => JsFuture::from(promise).await.ok(),
-        Err(_) => None,
-    };
-    let field = |path: &[&str]| {
-        let mut value = json.clone()?;
-        for key in path {
-            value = Reflect::get(&value, &(*key).into()).ok()?;
-        }
-        value.as_string()
-    };
-    if status == 200 {
-        // Only a path of ours: never follow an answer off-site.
-        return match field(&["redirect"]) {
-            Some(path) if path.starts_with('/') && !path.starts_with("//") => Ok(path),
-            _ => Ok("/inbox".to_string()),
-        };
-    }
-    Err(field(&["error", "message"])
-        .map(|m| format!("Sign-in failed: {m}"))
-        .unwrap_or_else(|| format!("Sign-in failed (HTTP {status}); try again.")))
+        .map_err(|e| format!("Sign-in failed: {}", e.message))?;
+    // Only a path of ours: never follow an answer off-site.
+    Ok(match answer.get("redirect").and_then(|r| r.as_str()) {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") => path.to_string(),
+        _ => "/inbox".to_string(),
+    })
 }

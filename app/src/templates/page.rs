@@ -59,6 +59,13 @@ fn apply_event(rows: RwSignal<Vec<TemplateItem>>, data: Value) {
     }
 }
 
+/// The list loads under way, and the live events received meanwhile.
+#[derive(Default)]
+struct LiveWhileLoading {
+    loads: u32,
+    events: Vec<Value>,
+}
+
 #[component]
 fn TemplatesAdmin() -> impl IntoView {
     let rows = RwSignal::new(Vec::<TemplateItem>::new());
@@ -73,11 +80,30 @@ fn TemplatesAdmin() -> impl IntoView {
     // The template the builder is editing (None: the builder creates a new one).
     let editing = RwSignal::new(None::<TemplateItem>);
 
+    // Live events that arrived while a list was on its way: the list may predate them (its
+    // query ran before Meta's change), so they are applied again on top of it. Seen in the
+    // browser test: an approval event, then the list fetched after submitting, still PENDING.
+    let in_flight = StoredValue::new(LiveWhileLoading::default());
     let reload = move || {
+        in_flight.update_value(|f| f.loads += 1);
         leptos::task::spawn_local(async move {
-            match api::list().await {
+            let result = api::list().await;
+            let replay = in_flight
+                .try_update_value(|f| {
+                    f.loads -= 1;
+                    if f.loads == 0 {
+                        std::mem::take(&mut f.events)
+                    } else {
+                        f.events.clone()
+                    }
+                })
+                .unwrap_or_default();
+            match result {
                 Ok(list) => {
                     rows.set(list);
+                    for data in replay {
+                        apply_event(rows, data);
+                    }
                     loaded.set(true);
                 }
                 Err(e) => error.set(Some(e)),
@@ -96,7 +122,14 @@ fn TemplatesAdmin() -> impl IntoView {
             if source.with_value(Option::is_some) {
                 return;
             }
-            source.set_value(api::listen(move |data| apply_event(rows, data)));
+            source.set_value(api::listen(move |data| {
+                in_flight.update_value(|f| {
+                    if f.loads > 0 {
+                        f.events.push(data.clone());
+                    }
+                });
+                apply_event(rows, data)
+            }));
         });
         on_cleanup(move || {
             if let Some(s) = source.try_get_value().flatten() {
