@@ -21,8 +21,8 @@ pub use canned::CannedResponsesPage;
 use crate::auth::{RequireSession, SessionInfo};
 use crate::layout::AppLayout;
 use model::{
-    list_time, preview, upsert_conversation, Conversation, Filter, Message, Note, Number, Page,
-    Person, SearchResults,
+    list_time, merge_loaded_page, preview, upsert_conversation, Conversation, Filter, Message,
+    Note, Number, Page, Person, SearchResults,
 };
 
 /// Whether the live stream is connected.
@@ -191,7 +191,7 @@ impl Inbox {
             }
             match page {
                 Ok(page) => {
-                    self.thread.set(page.data);
+                    self.thread.update(|t| merge_loaded_page(t, page.data));
                     self.thread_cursor.set(page.next_cursor);
                     self.arrivals.update(|n| *n += 1);
                 }

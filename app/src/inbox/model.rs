@@ -534,6 +534,17 @@ pub fn upsert_message(thread: &mut Vec<Message>, m: Message, optimistic_id: Opti
     thread.insert(pos, m);
 }
 
+/// Puts a freshly loaded page of a thread in place of what the thread holds, keeping what the
+/// live stream brought while the page was on its way: the page may predate those (its query
+/// ran before they were committed), while a live copy is the newest its message has had or
+/// will be overtaken by an event still on its way. So live copies win over the page's.
+pub fn merge_loaded_page(thread: &mut Vec<Message>, page: Vec<Message>) {
+    let live = std::mem::replace(thread, page);
+    for m in live {
+        upsert_message(thread, m, None);
+    }
+}
+
 /// The template's body text and how many variables it needs (`{{1}}` or `{{name}}`), in order.
 pub fn template_variables(components: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -718,6 +729,25 @@ mod tests {
         let ids: Vec<_> = t.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "d"]);
         assert_eq!(t[3].status, "read");
+    }
+
+    #[test]
+    fn a_loaded_page_keeps_what_arrived_live_while_it_loaded() {
+        // Live while loading: a new message the page predates, and a tick newer than the page.
+        let mut delivered = message("b", "2026-11-30T11:00:00Z");
+        delivered.status = "delivered".into();
+        let mut thread = vec![message("c", "2026-11-30T12:00:00Z"), delivered];
+        let mut sent = message("b", "2026-11-30T11:00:00Z");
+        sent.status = "sent".into();
+        let page = vec![message("a", "2026-11-30T10:00:00Z"), sent];
+        merge_loaded_page(&mut thread, page);
+        let ids: Vec<_> = thread.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(thread[1].status, "delivered");
+        // Nothing arrived meanwhile: the page as it came.
+        let mut empty = vec![];
+        merge_loaded_page(&mut empty, vec![message("a", "2026-11-30T10:00:00Z")]);
+        assert_eq!(empty.len(), 1);
     }
 
     fn conversation(id: &str, at: &str, status: &str, assignee: Option<&str>) -> Conversation {
