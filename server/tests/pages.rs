@@ -26,6 +26,29 @@ async fn the_privacy_page_renders_the_owners_policy_with_the_configured_company(
 }
 
 #[tokio::test]
+async fn the_legal_pages_escape_the_configured_names() {
+    // The server renders the documents to HTML for the page: configured text stays text.
+    let app = spawn_app_with(&[(
+        "QONTAK_COMPANY_NAME",
+        "Acme <img src=x onerror=alert(1)> Chat",
+    )])
+    .await;
+    let html = app
+        .get("/privacy")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<img src=x"), "the name became markup");
+    assert!(
+        html.contains("Acme &lt;img src=x onerror=alert(1)&gt; Chat"),
+        "the escaped name is shown"
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_page_answers_404_with_a_page() {
     let app = spawn_app_with(&[]).await;
     let res = app.get("/no/such/page").send().await.unwrap();

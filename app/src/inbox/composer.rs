@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 
 use super::model::{
     fill_template, preview, template_variables, upsert_message, window_left_ms, Canned, Message,
-    Page, Template,
+    Page,
 };
 use super::{client, now_rfc3339, Inbox};
+use crate::templates::api::TemplateItem;
 
 const EMOJI: [&str; 32] = [
     "😀", "😁", "😂", "🙂", "😉", "😊", "😍", "🤔", "😅", "😢", "😮", "😡", "👍", "👎", "👏", "🙏",
@@ -375,19 +376,19 @@ fn FreeComposer() -> impl IntoView {
 #[component]
 fn TemplateComposer() -> impl IntoView {
     let inbox = expect_context::<Inbox>();
-    let templates = RwSignal::new(Vec::<Template>::new());
-    let chosen = RwSignal::new(None::<Template>);
+    let templates = RwSignal::new(Vec::<TemplateItem>::new());
+    let chosen = RwSignal::new(None::<TemplateItem>);
     let values = RwSignal::new(Vec::<(String, String)>::new());
     Effect::new(move |_| {
         spawn_local(async move {
-            match client::get::<Page<Template>>("/api/v1/templates").await {
-                Ok(page) => templates.set(
-                    page.data
-                        .into_iter()
+            // The templates page's own list call: one decoder for templates in the client.
+            match crate::templates::api::list().await {
+                Ok(list) => templates.set(
+                    list.into_iter()
                         .filter(|t| t.status.eq_ignore_ascii_case("APPROVED"))
                         .collect(),
                 ),
-                Err(e) => inbox.toast(e.message),
+                Err(e) => inbox.toast(e),
             }
         });
     });

@@ -150,18 +150,6 @@ pub struct Number {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Template {
-    pub name: String,
-    pub language: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub category: Option<String>,
-    #[serde(default)]
-    pub components: Value,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MessageHit {
     pub message_id: String,
     pub conversation_id: String,

@@ -24,7 +24,7 @@ pub enum LegalKind {
 }
 
 /// A parsed legal document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegalDoc {
     pub title: String,
     pub last_updated: Option<String>,
@@ -32,14 +32,14 @@ pub struct LegalDoc {
 }
 
 /// One numbered section (`2. Information We Collect`) and what follows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
     pub heading: String,
     pub blocks: Vec<Block>,
 }
 
 /// A paragraph or a bulleted list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Block {
     Paragraph(String),
     List(Vec<String>),
@@ -89,19 +89,28 @@ pub fn parse(text: &str, company: &str, email: &str) -> LegalDoc {
     doc
 }
 
-/// The privacy policy or the terms, with this installation's company name and contact.
+/// A legal document as the page shows it: its title, and its body as HTML.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHtml {
+    pub title: String,
+    pub html: String,
+}
+
+/// The privacy policy or the terms, with this installation's company name and contact. The
+/// server renders the body (text escaped by Leptos's renderer), so the WASM client carries no
+/// decoder or view code for the documents' structure, only a string.
 #[server(endpoint = "legal_document")]
-pub async fn legal_document(kind: LegalKind) -> Result<LegalDoc, ServerFnError> {
+pub async fn legal_document(kind: LegalKind) -> Result<LegalHtml, ServerFnError> {
     let state = crate::server::state::app_state()?;
     let text = match kind {
         LegalKind::Privacy => PRIVACY_POLICY,
         LegalKind::Terms => TERMS,
     };
-    Ok(parse(
-        text,
-        &state.site.company_name,
-        &state.site.contact_email,
-    ))
+    let doc = parse(text, &state.site.company_name, &state.site.contact_email);
+    Ok(LegalHtml {
+        title: doc.title.clone(),
+        html: render_doc(doc).to_html(),
+    })
 }
 
 #[component]
@@ -123,7 +132,11 @@ fn LegalPage(kind: LegalKind) -> impl IntoView {
                 <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match doc.await {
-                            Ok(doc) => render_doc(doc).into_any(),
+                            Ok(doc) => view! {
+                                <Title text=doc.title />
+                                <div class="legal-body" inner_html=doc.html></div>
+                            }
+                            .into_any(),
                             Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                         }
                     })}
@@ -133,6 +146,7 @@ fn LegalPage(kind: LegalKind) -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
 fn render_doc(doc: LegalDoc) -> impl IntoView {
     let sections = doc
         .sections
@@ -158,7 +172,6 @@ fn render_doc(doc: LegalDoc) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <Title text=doc.title.clone() />
         <h1>{doc.title}</h1>
         {doc.last_updated.map(|d| view! { <p class="muted last-updated">"Last updated: " {d}</p> })}
         {sections}
