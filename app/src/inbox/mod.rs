@@ -21,8 +21,8 @@ pub use canned::CannedResponsesPage;
 use crate::auth::{RequireSession, SessionInfo};
 use crate::layout::AppLayout;
 use model::{
-    list_time, merge_loaded_page, preview, upsert_conversation, Conversation, Filter, Message,
-    Note, Number, Page, Person, SearchResults,
+    list_time, merge_loaded_list, merge_loaded_page, preview, upsert_conversation, Conversation,
+    Filter, Message, Note, Number, Page, Person, SearchResults,
 };
 
 /// Whether the live stream is connected.
@@ -61,6 +61,16 @@ pub struct Inbox {
     pub help_open: RwSignal<bool>,
     /// Bumped when new messages arrive, so the thread can follow them.
     pub arrivals: RwSignal<u32>,
+    /// List loads under way, and the conversation changes received meanwhile.
+    list_live: StoredValue<LiveDuringLoad>,
+}
+
+/// The first-page loads of the list under way, and the conversation changes the live stream
+/// brought meanwhile (applied again on top of the loaded page).
+#[derive(Default)]
+struct LiveDuringLoad {
+    loads: u32,
+    changed: Vec<Conversation>,
 }
 
 impl Inbox {
@@ -86,6 +96,7 @@ impl Inbox {
             focus_message: RwSignal::new(None),
             help_open: RwSignal::new(false),
             arrivals: RwSignal::new(0),
+            list_live: StoredValue::new(LiveDuringLoad::default()),
         }
     }
 
@@ -111,6 +122,11 @@ impl Inbox {
         if self.selected.get_untracked().as_deref() == Some(c.id.as_str()) {
             self.current.set(Some(c.clone()));
         }
+        self.list_live.update_value(|l| {
+            if l.loads > 0 {
+                l.changed.push(c.clone());
+            }
+        });
         self.conversations
             .update(|list| upsert_conversation(list, c, keep));
     }
@@ -119,16 +135,33 @@ impl Inbox {
     pub fn reload_list(self) {
         let query = self.filter.get_untracked().query();
         self.list_loading.set(true);
+        self.list_live.update_value(|l| l.loads += 1);
         spawn_local(async move {
-            match client::get::<Page<Conversation>>(&format!(
+            let page = client::get::<Page<Conversation>>(&format!(
                 "/api/v1/conversations?limit=50&{query}"
             ))
-            .await
-            {
+            .await;
+            let live = self
+                .list_live
+                .try_update_value(|l| {
+                    l.loads -= 1;
+                    if l.loads == 0 {
+                        std::mem::take(&mut l.changed)
+                    } else {
+                        l.changed.clone()
+                    }
+                })
+                .unwrap_or_default();
+            match page {
                 Ok(page) => {
                     // A filter change while this loaded: the newer request wins.
                     if self.filter.get_untracked().query() == query {
-                        self.conversations.set(page.data);
+                        let me = self.me.get_value();
+                        let filter = self.filter.get_untracked();
+                        self.conversations
+                            .set(merge_loaded_list(page.data, &live, |c| {
+                                filter.matches(c, &me)
+                            }));
                         self.list_cursor.set(page.next_cursor);
                     }
                 }

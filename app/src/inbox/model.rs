@@ -522,6 +522,21 @@ pub fn upsert_message(thread: &mut Vec<Message>, m: Message, optimistic_id: Opti
     thread.insert(pos, m);
 }
 
+/// Puts a freshly loaded first page of the conversation list in place of the list, then the
+/// conversation changes the live stream brought while it loaded on top (the page may predate
+/// them; see [`merge_loaded_page`]), each kept or dropped by the filter.
+pub fn merge_loaded_list(
+    page: Vec<Conversation>,
+    live: &[Conversation],
+    keep: impl Fn(&Conversation) -> bool,
+) -> Vec<Conversation> {
+    let mut list = page;
+    for c in live {
+        upsert_conversation(&mut list, c.clone(), keep(c));
+    }
+    list
+}
+
 /// Puts a freshly loaded page of a thread in place of what the thread holds, keeping what the
 /// live stream brought while the page was on its way: the page may predate those (its query
 /// ran before they were committed), while a live copy is the newest its message has had or
@@ -765,6 +780,24 @@ mod tests {
             },
             labels: vec![],
         }
+    }
+
+    #[test]
+    fn a_loaded_list_keeps_the_changes_that_arrived_while_it_loaded() {
+        let page = vec![
+            conversation("a", "2026-11-30T12:00:00Z", "open", None),
+            conversation("b", "2026-11-30T11:00:00Z", "open", None),
+            conversation("c", "2026-11-30T10:00:00Z", "open", None),
+        ];
+        // Live meanwhile: b got a message (to the top), c was resolved (out of an Open list).
+        let live = [
+            conversation("b", "2026-11-30T13:00:00Z", "open", None),
+            conversation("c", "2026-11-30T13:30:00Z", "resolved", None),
+        ];
+        let list = merge_loaded_list(page, &live, |c| c.status == "open");
+        let ids: Vec<_> = list.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(list[0].last_activity_at, "2026-11-30T13:00:00Z");
     }
 
     #[test]
