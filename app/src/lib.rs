@@ -12,6 +12,7 @@ pub mod errors;
 pub mod inbox;
 pub mod layout;
 pub mod legal;
+pub mod live_load;
 pub mod settings;
 pub mod templates;
 pub mod theme;

@@ -20,6 +20,7 @@ pub use canned::CannedResponsesPage;
 
 use crate::auth::{RequireSession, SessionInfo};
 use crate::layout::AppLayout;
+use crate::live_load::LiveDuringLoad;
 use model::{
     list_time, merge_loaded_list, merge_loaded_page, preview, upsert_conversation, Conversation,
     Filter, Message, Note, Number, Page, Person, SearchResults,
@@ -61,16 +62,9 @@ pub struct Inbox {
     pub help_open: RwSignal<bool>,
     /// Bumped when new messages arrive, so the thread can follow them.
     pub arrivals: RwSignal<u32>,
-    /// List loads under way, and the conversation changes received meanwhile.
-    list_live: StoredValue<LiveDuringLoad>,
-}
-
-/// The first-page loads of the list under way, and the conversation changes the live stream
-/// brought meanwhile (applied again on top of the loaded page).
-#[derive(Default)]
-struct LiveDuringLoad {
-    loads: u32,
-    changed: Vec<Conversation>,
+    /// First-page loads of the list under way, and the conversation changes received
+    /// meanwhile (applied again on top of the loaded page).
+    list_live: StoredValue<LiveDuringLoad<Conversation>>,
 }
 
 impl Inbox {
@@ -122,11 +116,7 @@ impl Inbox {
         if self.selected.get_untracked().as_deref() == Some(c.id.as_str()) {
             self.current.set(Some(c.clone()));
         }
-        self.list_live.update_value(|l| {
-            if l.loads > 0 {
-                l.changed.push(c.clone());
-            }
-        });
+        self.list_live.update_value(|l| l.record(&c));
         self.conversations
             .update(|list| upsert_conversation(list, c, keep));
     }
@@ -135,7 +125,7 @@ impl Inbox {
     pub fn reload_list(self) {
         let query = self.filter.get_untracked().query();
         self.list_loading.set(true);
-        self.list_live.update_value(|l| l.loads += 1);
+        self.list_live.update_value(LiveDuringLoad::start);
         spawn_local(async move {
             let page = client::get::<Page<Conversation>>(&format!(
                 "/api/v1/conversations?limit=50&{query}"
@@ -143,14 +133,7 @@ impl Inbox {
             .await;
             let live = self
                 .list_live
-                .try_update_value(|l| {
-                    l.loads -= 1;
-                    if l.loads == 0 {
-                        std::mem::take(&mut l.changed)
-                    } else {
-                        l.changed.clone()
-                    }
-                })
+                .try_update_value(LiveDuringLoad::finish)
                 .unwrap_or_default();
             match page {
                 Ok(page) => {

@@ -13,6 +13,7 @@ use super::validate::{
 };
 use crate::auth::{RequireSession, SessionInfo};
 use crate::layout::AppLayout;
+use crate::live_load::LiveDuringLoad;
 
 #[component]
 pub fn TemplatesPage() -> impl IntoView {
@@ -59,13 +60,6 @@ fn apply_event(rows: RwSignal<Vec<TemplateItem>>, data: Value) {
     }
 }
 
-/// The list loads under way, and the live events received meanwhile.
-#[derive(Default)]
-struct LiveWhileLoading {
-    loads: u32,
-    events: Vec<Value>,
-}
-
 #[component]
 fn TemplatesAdmin() -> impl IntoView {
     let rows = RwSignal::new(Vec::<TemplateItem>::new());
@@ -83,20 +77,13 @@ fn TemplatesAdmin() -> impl IntoView {
     // Live events that arrived while a list was on its way: the list may predate them (its
     // query ran before Meta's change), so they are applied again on top of it. Seen in the
     // browser test: an approval event, then the list fetched after submitting, still PENDING.
-    let in_flight = StoredValue::new(LiveWhileLoading::default());
+    let in_flight = StoredValue::new(LiveDuringLoad::<Value>::default());
     let reload = move || {
-        in_flight.update_value(|f| f.loads += 1);
+        in_flight.update_value(LiveDuringLoad::start);
         leptos::task::spawn_local(async move {
             let result = api::list().await;
             let replay = in_flight
-                .try_update_value(|f| {
-                    f.loads -= 1;
-                    if f.loads == 0 {
-                        std::mem::take(&mut f.events)
-                    } else {
-                        f.events.clone()
-                    }
-                })
+                .try_update_value(LiveDuringLoad::finish)
                 .unwrap_or_default();
             match result {
                 Ok(list) => {
@@ -123,11 +110,7 @@ fn TemplatesAdmin() -> impl IntoView {
                 return;
             }
             source.set_value(api::listen(move |data| {
-                in_flight.update_value(|f| {
-                    if f.loads > 0 {
-                        f.events.push(data.clone());
-                    }
-                });
+                in_flight.update_value(|f| f.record(&data));
                 apply_event(rows, data)
             }));
         });
