@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { test, expect, hydrated, devSignIn } from "./fixtures";
 
 test("the privacy page shows the owner's policy", async ({ page, errors }) => {
@@ -55,4 +56,21 @@ test("an unknown page answers 404 with a page", async ({ page }) => {
   const response = await page.goto("/does-not-exist");
   expect(response?.status()).toBe(404);
   await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+});
+
+test("the client's files are served compressed ahead of time, at the highest levels", async ({ request }) => {
+  for (const [encoding, suffix] of [["br", ".br"], ["gzip", ".gz"]]) {
+    for (const file of ["qontak.wasm", "qontak.js", "qontak.css"]) {
+      const response = await request.get(`/pkg/${file}`, { headers: { "Accept-Encoding": encoding } });
+      expect(response.status()).toBe(200);
+      const headers = response.headers();
+      expect(headers["content-encoding"], file).toBe(encoding);
+      // The file the build compressed (brotli 11, gzip -9), not the compression layer's
+      // default level on the fly.
+      expect(Number(headers["content-length"]), file)
+        .toBe(statSync(`../target/site/pkg/${file}${suffix}`).size);
+    }
+  }
+  const wasm = await request.get("/pkg/qontak.wasm", { headers: { "Accept-Encoding": "br" } });
+  expect(wasm.headers()["content-type"]).toBe("application/wasm");
 });
