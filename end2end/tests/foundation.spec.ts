@@ -65,6 +65,7 @@ test("the client's files are served compressed ahead of time, at the highest lev
       expect(response.status()).toBe(200);
       const headers = response.headers();
       expect(headers["content-encoding"], file).toBe(encoding);
+      expect(headers["vary"], file).toContain("accept-encoding");
       // The file the build compressed (brotli 11, gzip -9), not the compression layer's
       // default level on the fly.
       expect(Number(headers["content-length"]), file)

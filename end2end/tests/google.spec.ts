@@ -17,7 +17,8 @@ test.beforeAll(async () => {
   const jwk = { ...google.publicKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" };
   jwks = createServer((req, res) => {
     res.setHeader("content-type", "application/json");
-    res.setHeader("cache-control", "public, max-age=3600");
+    // Fresh keys each run: the server must not keep an earlier run's.
+    res.setHeader("cache-control", "no-store");
     res.end(JSON.stringify({ keys: [jwk] }));
   });
   await new Promise<void>((resolve) => jwks.listen(jwksPort, "127.0.0.1", resolve));

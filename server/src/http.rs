@@ -187,7 +187,15 @@ pub fn router_with_limits(state: AppState, limits: &crate::limits::LimitSettings
         .with_state(state)
         // Layers run outside-in from the bottom: the request id is set first so the trace
         // span carries it; headers and compression wrap every answer, pages and API alike.
-        .layer(CompressionLayer::new());
+        .layer(CompressionLayer::new())
+        // The client's files are served precompressed (`.br`/`.gz` beside them, see `./x
+        // build`), which the compression layer leaves alone, so nothing else says that the
+        // answer depends on Accept-Encoding; a shared cache would otherwise hand brotli to a
+        // client that did not ask for it. Where the layer compressed, its Vary stands.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        ));
     security_headers(app, state_https)
         .layer(RequestBodyLimitLayer::new(
             crate::api::media::MAX_UPLOAD_BYTES,
