@@ -6,6 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
+use super::fetch_session;
 use crate::layout::PublicLayout;
 
 /// What an invitation link shows before it is accepted.
@@ -61,7 +62,7 @@ pub fn InvitePage() -> impl IntoView {
     let query = use_query_map();
     let token = move || params.with(|p| p.get("token").unwrap_or_default());
     let preview = Resource::new(token, invitation_preview);
-    let session = super::session_resource();
+    let session = Resource::new(|| (), |_| fetch_session());
     view! {
         <Title text="Invitation" />
         <PublicLayout>

@@ -79,17 +79,10 @@ pub async fn fetch_login_options() -> Result<LoginOptions, ServerFnError> {
     })
 }
 
-/// The session of the request's cookie, loaded once per page (the server's answer travels
-/// with the page). One function for every page, so the WASM client holds one copy of this
-/// resource's machinery rather than one per page.
-pub fn session_resource() -> Resource<Result<Option<SessionInfo>, ServerFnError>> {
-    Resource::new(|| (), |_| fetch_session())
-}
-
 /// `/`: the inbox when signed in, else the sign-in page.
 #[component]
 pub fn HomeRedirect() -> impl IntoView {
-    let session = session_resource();
+    let session = Resource::new(|| (), |_| fetch_session());
     view! {
         <Suspense>
             {move || Suspend::new(async move {
@@ -109,29 +102,21 @@ where
     F: Fn(SessionInfo) -> V + Send + Sync + 'static,
     V: IntoView + 'static,
 {
-    // The work is in `require_session`, typed once: this generic shell is all that is
-    // compiled again for each page.
-    require_session(std::sync::Arc::new(move |s| children(s).into_any()))
-}
-
-type SessionView = std::sync::Arc<dyn Fn(SessionInfo) -> AnyView + Send + Sync>;
-
-fn require_session(children: SessionView) -> AnyView {
-    let session = session_resource();
+    let session = Resource::new(|| (), |_| fetch_session());
+    let children = std::sync::Arc::new(children);
     view! {
         <Suspense fallback=|| view! { <div class="skeleton-page" aria-busy="true"></div> }>
             {move || {
                 let children = children.clone();
                 Suspend::new(async move {
                     match session.await {
-                        Ok(Some(s)) => children(s),
+                        Ok(Some(s)) => children(s).into_any(),
                         _ => view! { <Redirect path="/login" /> }.into_any(),
                     }
                 })
             }}
         </Suspense>
     }
-    .into_any()
 }
 
 /// `/login`: Google's button when configured, the development form when enabled.

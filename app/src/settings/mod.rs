@@ -167,17 +167,9 @@ where
     F: Fn(serde_json::Value) -> V + Send + Sync + 'static,
     V: IntoView + 'static,
 {
-    loaded_view(resource, Box::new(move |v| f(v).into_any()))
-}
-
-/// [`loaded`]'s view, typed once (the generic shell is all that each page compiles again).
-fn loaded_view(
-    resource: LocalResource<Result<serde_json::Value, String>>,
-    f: Box<dyn Fn(serde_json::Value) -> AnyView + Send + Sync>,
-) -> impl IntoView {
     move || match resource.get() {
         None => view! { <p class="muted">"Loading…"</p> }.into_any(),
         Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
-        Some(Ok(v)) => f(v),
+        Some(Ok(v)) => f(v).into_any(),
     }
 }
