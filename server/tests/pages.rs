@@ -33,14 +33,7 @@ async fn the_legal_pages_escape_the_configured_names() {
         "Acme <img src=x onerror=alert(1)> Chat",
     )])
     .await;
-    let html = app
-        .get("/privacy")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.text("/privacy").await;
     assert!(!html.contains("<img src=x"), "the name became markup");
     assert!(
         html.contains("Acme &lt;img src=x onerror=alert(1)&gt; Chat"),

@@ -730,14 +730,7 @@ async fn malformed_requests_are_400s() {
 #[tokio::test]
 async fn the_login_page_offers_the_google_button_only_when_configured() {
     let (app, _jwks) = spawn().await;
-    let html = app
-        .get("/login")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.text("/login").await;
     assert!(
         html.contains(r#"id="google-signin""#) && html.contains(CLIENT_ID),
         "the button's container carries the client id"

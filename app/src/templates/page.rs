@@ -75,8 +75,8 @@ fn TemplatesAdmin() -> impl IntoView {
     let editing = RwSignal::new(None::<TemplateItem>);
 
     // Live events that arrived while a list was on its way: the list may predate them (its
-    // query ran before Meta's change), so they are applied again on top of it. Seen in the
-    // browser test: an approval event, then the list fetched after submitting, still PENDING.
+    // query ran before Meta's change), so they are applied again on top of it (else an
+    // approval arriving during the reload after a submit would show PENDING until the next).
     let in_flight = StoredValue::new(LiveDuringLoad::<Value>::default());
     let reload = move || {
         in_flight.update_value(LiveDuringLoad::start);

@@ -149,6 +149,12 @@ impl TestApp {
         (ws.id, token)
     }
 
+    /// The body of `GET path`, as text (a page's HTML).
+    #[allow(dead_code)]
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(format!("{}{path}", self.url))
     }
