@@ -251,6 +251,9 @@ async fn a_repeated_idempotency_key_sends_once_and_a_different_body_conflicts() 
     let mut body = text_to(&w, "once");
     body["idempotency_key"] = json!("order-1-shipped");
     let first = queued(&w, body.clone()).await;
+    // The key comes back on the message, so the client that sent it can match the live event
+    // to its own queued copy.
+    assert_eq!(first["idempotency_key"], "order-1-shipped");
     let again = w.send(body.clone()).await;
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();
@@ -259,10 +262,12 @@ async fn a_repeated_idempotency_key_sends_once_and_a_different_body_conflicts() 
     let conflict = w.send(body).await;
     assert_eq!(conflict.status(), 409);
     assert_eq!(error_code(conflict).await, "idempotency_conflict");
-    w.message_until(&conv, first["id"].as_str().unwrap(), |m| {
-        m["wamid"].is_string()
-    })
-    .await;
+    let stored = w
+        .message_until(&conv, first["id"].as_str().unwrap(), |m| {
+            m["wamid"].is_string()
+        })
+        .await;
+    assert_eq!(stored["idempotency_key"], "order-1-shipped");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(w.graph_sends().await.len(), 1);
 }

@@ -9,8 +9,8 @@ use leptos::task::spawn_local;
 use serde_json::{json, Value};
 
 use super::model::{
-    fill_template, preview, template_variables, upsert_message, window_left_ms, Canned, Message,
-    Page,
+    fill_template, optimistic_id, preview, template_variables, upsert_message, window_left_ms,
+    Canned, Message, Page,
 };
 use super::{client, now_rfc3339, Inbox};
 use crate::templates::api::TemplateItem;
@@ -28,7 +28,7 @@ pub fn send(inbox: Inbox, kind: &str, object: Value, reply_to: Option<String>) {
         return;
     };
     let key = client::idempotency_key();
-    let tmp_id = format!("tmp-{key}");
+    let tmp_id = optimistic_id(&key);
     let optimistic = Message {
         id: tmp_id.clone(),
         wamid: None,
@@ -44,6 +44,7 @@ pub fn send(inbox: Inbox, kind: &str, object: Value, reply_to: Option<String>) {
         timestamp: now_rfc3339(),
         edited: false,
         deleted: false,
+        idempotency_key: None,
     };
     if kind != "reaction" {
         inbox.thread.update(|t| t.push(optimistic));
@@ -68,7 +69,7 @@ pub fn send(inbox: Inbox, kind: &str, object: Value, reply_to: Option<String>) {
         match result {
             Ok(m) => {
                 if m.kind != "reaction" {
-                    inbox.thread.update(|t| upsert_message(t, m, Some(&tmp_id)));
+                    inbox.thread.update(|t| upsert_message(t, m));
                 }
             }
             Err(e) => {

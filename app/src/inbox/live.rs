@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use super::model::{upsert_message, Conversation, LiveEvent, Message, Note};
+use super::model::{is_shown, upsert_message, Conversation, LiveEvent, Message, Note};
 use super::Inbox;
 
 /// Applies one event to the store.
@@ -20,10 +20,8 @@ pub fn apply(inbox: Inbox, event: LiveEvent) {
                 return;
             }
             if inbox.selected.get_untracked().as_deref() == Some(m.conversation_id.as_str()) {
-                let new = inbox
-                    .thread
-                    .with_untracked(|t| !t.iter().any(|x| x.id == m.id));
-                inbox.thread.update(|t| upsert_message(t, m, None));
+                let new = inbox.thread.with_untracked(|t| !is_shown(t, &m));
+                inbox.thread.update(|t| upsert_message(t, m));
                 if new {
                     inbox.arrivals.update(|n| *n += 1);
                 }

@@ -1,6 +1,7 @@
 //! The inbox's data as the integration API sends it, and the pure rules the screens follow:
 //! delivery ticks, the 24-hour window countdown, day separators, list order and filters.
 
+use crate::domain::MessageStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -122,6 +123,9 @@ pub struct Message {
     pub edited: bool,
     #[serde(default)]
     pub deleted: bool,
+    /// The key this browser (or another client) sent it with: names the optimistic copy.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -503,14 +507,41 @@ pub fn upsert_conversation(list: &mut Vec<Conversation>, c: Conversation, keep: 
     list.insert(pos, c);
 }
 
-/// Puts a new or changed message into a thread (oldest first), replacing the optimistic copy
-/// that carries `optimistic_id` when given.
-pub fn upsert_message(thread: &mut Vec<Message>, m: Message, optimistic_id: Option<&str>) {
-    if let Some(tmp) = optimistic_id {
+/// The id of the queued copy the composer shows for a send made with `key`.
+pub fn optimistic_id(key: &str) -> String {
+    format!("tmp-{key}")
+}
+
+/// Whether `m` is already in the thread, itself or as its optimistic copy.
+pub fn is_shown(thread: &[Message], m: &Message) -> bool {
+    let tmp = m.idempotency_key.as_deref().map(optimistic_id);
+    thread
+        .iter()
+        .any(|x| x.id == m.id || Some(&x.id) == tmp.as_ref())
+}
+
+/// Puts a new or changed message into a thread (oldest first), in place of its optimistic copy
+/// (named by the message's idempotency key: the live event may come before the send's answer),
+/// never moving its ticks backwards.
+pub fn upsert_message(thread: &mut Vec<Message>, m: Message) {
+    if let Some(tmp) = m.idempotency_key.as_deref().map(optimistic_id) {
         thread.retain(|x| x.id != tmp);
     }
     if let Some(existing) = thread.iter_mut().find(|x| x.id == m.id) {
+        // Ticks only move forward: an answer or page older than an event keeps the event's.
+        let ahead = match (
+            MessageStatus::parse(&existing.status),
+            MessageStatus::parse(&m.status),
+        ) {
+            (Some(have), Some(got)) => have.advance(got) == have && have != got,
+            _ => false,
+        };
+        let kept = ahead.then(|| (existing.status.clone(), existing.error.take()));
         *existing = m;
+        if let Some((status, error)) = kept {
+            existing.status = status;
+            existing.error = error;
+        }
         return;
     }
     let at = parse_rfc3339_ms(&m.timestamp).unwrap_or(i64::MAX);
@@ -544,7 +575,7 @@ pub fn merge_loaded_list(
 pub fn merge_loaded_page(thread: &mut Vec<Message>, page: Vec<Message>) {
     let live = std::mem::replace(thread, page);
     for m in live {
-        upsert_message(thread, m, None);
+        upsert_message(thread, m);
     }
 }
 
@@ -714,6 +745,7 @@ mod tests {
             timestamp: ts.into(),
             edited: false,
             deleted: false,
+            idempotency_key: None,
         }
     }
 
@@ -723,15 +755,43 @@ mod tests {
             message("a", "2026-11-30T10:00:00Z"),
             message("c", "2026-11-30T12:00:00Z"),
         ];
-        upsert_message(&mut t, message("b", "2026-11-30T11:00:00Z"), None);
-        upsert_message(&mut t, message("tmp-1", "2026-11-30T13:00:00Z"), None);
+        upsert_message(&mut t, message("b", "2026-11-30T11:00:00Z"));
+        upsert_message(
+            &mut t,
+            message(&optimistic_id("k1"), "2026-11-30T13:00:00Z"),
+        );
         let mut sent = message("d", "2026-11-30T13:00:01Z");
-        upsert_message(&mut t, sent.clone(), Some("tmp-1"));
+        sent.direction = "outbound".into();
+        sent.status = "sent".into();
+        sent.idempotency_key = Some("k1".into());
+        assert!(is_shown(&t, &sent), "its optimistic copy stands for it");
+        upsert_message(&mut t, sent.clone());
         sent.status = "read".into();
-        upsert_message(&mut t, sent, None);
+        upsert_message(&mut t, sent);
         let ids: Vec<_> = t.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "d"]);
         assert_eq!(t[3].status, "read");
+        assert!(!is_shown(&t, &message("e", "2026-11-30T13:00:02Z")));
+    }
+
+    #[test]
+    fn the_live_event_and_the_send_answer_leave_one_bubble_in_either_order() {
+        let optimistic = message(&optimistic_id("k2"), "2026-11-30T13:00:00Z");
+        let mut queued = message("m", "2026-11-30T13:00:00Z");
+        queued.idempotency_key = Some("k2".into());
+        queued.status = "queued".into();
+        let mut sent = queued.clone();
+        sent.status = "sent".into();
+        // The event first, then the answer to the POST (older news: the event said queued).
+        for order in [[&queued, &sent], [&sent, &queued]] {
+            let mut t = vec![message("a", "2026-11-30T10:00:00Z"), optimistic.clone()];
+            for m in order {
+                upsert_message(&mut t, m.clone());
+            }
+            let ids: Vec<_> = t.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(ids, ["a", "m"]);
+            assert_eq!(t[1].status, "sent", "a late answer does not undo the tick");
+        }
     }
 
     #[test]

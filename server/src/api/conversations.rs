@@ -129,6 +129,9 @@ pub struct MessageDto {
     /// Earlier versions after an edit or a revoke, oldest first.
     #[schema(value_type = Vec<Object>)]
     pub history: Value,
+    /// The `idempotency_key` the sender gave, for an outbound message sent through the API, so
+    /// the client that sent it can match the event to its own copy; null after 24 hours.
+    pub idempotency_key: Option<String>,
 }
 
 impl From<MessageRow> for MessageDto {
@@ -171,6 +174,7 @@ impl From<MessageRow> for MessageDto {
             kind: m.kind,
             reply_to: m.reply_to_id,
             status: m.status,
+            idempotency_key: m.idempotency_key,
         }
     }
 }

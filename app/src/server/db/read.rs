@@ -51,6 +51,8 @@ pub struct MessageRow {
     pub timestamp: i64,
     /// `pending`, `ready` or `failed` for a message with an attachment.
     pub media_state: Option<String>,
+    /// The sender's key for an outbound message sent through the API (kept 24 hours).
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -88,7 +90,7 @@ macro_rules! message_select {
     () => {
         "SELECT id, wamid, conversation_id, direction, type, content, context, reply_to_id, reactions, status, \
          status_timestamps, error_code, error_title, error_detail, history, edited_at, revoked_at, timestamp, \
-         (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state FROM messages "
+         idempotency_key, (SELECT state FROM media WHERE media.message_id = messages.id) AS media_state FROM messages "
     };
 }
 
