@@ -131,10 +131,14 @@ enum Command {
         #[arg(long)]
         venv: Option<String>,
     },
-    /// Raw, gzip and brotli size of the WASM client.
+    /// Raw, gzip and brotli sizes of the client's files (the WASM, its JavaScript glue and the
+    /// stylesheet: what a browser loads) and their total.
     Wasm {
-        #[arg(long, default_value = "target/site/pkg/qontak.wasm")]
-        file: String,
+        #[arg(
+            long = "file",
+            default_values = ["target/site/pkg/qontak.wasm", "target/site/pkg/qontak.js", "target/site/pkg/qontak.css"]
+        )]
+        files: Vec<String>,
     },
     /// Tries to lose data: SIGKILLs the server at random moments under webhook and send load,
     /// then checks that nothing acknowledged was lost, doubled or left stuck.
@@ -310,7 +314,7 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await
             }
-            Command::Wasm { file } => pages::wasm(&file),
+            Command::Wasm { files } => pages::wasm(&files),
             Command::Proxy { listen, to } => proxy::run(&listen, to).await,
             Command::Ceiling { listen, secret } => scenarios::ceiling(&listen, secret).await,
             Command::Emulator {
