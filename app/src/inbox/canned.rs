@@ -78,16 +78,20 @@ fn CannedResponses(admin: bool) -> impl IntoView {
             <p class="muted">"Type " <kbd>"/"</kbd> " and the shortcut in the composer to insert one."</p>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <ul class="canned-list">
-                <For each=move || list.get() key=|c| c.id.clone() let:c>
-                    <li>
-                        <strong>"/"{c.shortcut.clone()}</strong>
-                        <span>{c.body.clone()}</span>
-                        {admin.then(|| {
-                            let id = c.id.clone();
-                            view! { <button type="button" class="link" on:click=move |_| remove(id.clone())>"Delete"</button> }
-                        })}
-                    </li>
-                </For>
+                // A short list, redrawn whole when it changes: no keyed list (each keyed item
+                // type costs the client kilobytes).
+                {move || list.get().into_iter().map(|c| {
+                    let id = c.id;
+                    view! {
+                        <li>
+                            <strong>"/"{c.shortcut}</strong>
+                            <span>{c.body}</span>
+                            {admin.then(|| view! {
+                                <button type="button" class="link" on:click=move |_| remove(id.clone())>"Delete"</button>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
             </ul>
             {if admin {
                 view! {

@@ -606,9 +606,10 @@ fn ConversationList() -> impl IntoView {
                         set_filter(f);
                     }>
                         <option value="">"All numbers"</option>
-                        <For each=move || inbox.numbers.get() key=|n| n.id.clone() let:n>
-                            <option value=n.id.clone()>{n.display_phone.clone().or(n.verified_name.clone()).unwrap_or(n.id.clone())}</option>
-                        </For>
+                        {move || inbox.numbers.get().into_iter().map(|n| {
+                            let label = n.display_phone.or(n.verified_name).unwrap_or(n.id.clone());
+                            view! { <option value=n.id>{label}</option> }
+                        }).collect_view()}
                     </select>
                 </Show>
             </div>
