@@ -72,7 +72,7 @@ pub fn InvitePage() -> impl IntoView {
                         let token = token();
                         let error = query.with(|q| q.get("error"));
                         match (preview.await, session.await) {
-                            (Ok(Some(p)), Ok(s)) => invitation_view(token, p, s.map(|s| s.user.email), error).into_any(),
+                            (Ok(Some(p)), Ok(v)) => invitation_view(token, p, v.session.map(|s| s.user.email), error).into_any(),
                             (Ok(None), _) => view! {
                                 <h1>"Invitation"</h1>
                                 <p class="error" role="alert">{refusal_text("invitation_not_found")}</p>

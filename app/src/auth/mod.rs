@@ -61,21 +61,25 @@ pub struct LoginOptions {
     pub dev_login: bool,
 }
 
-/// The session of the request's cookie, if any.
-#[server(endpoint = "session_info")]
-pub async fn fetch_session() -> Result<Option<SessionInfo>, ServerFnError> {
-    let state = crate::server::state::app_state()?;
-    let headers: http::HeaderMap = leptos_axum::extract().await?;
-    Ok(crate::server::session::session_from_headers(&state, &headers).await?)
+/// What a page first asks the server: the session of the request's cookie, if any, and how one
+/// signs in here. One answer type for every page (the sign-in page too): each type a resource
+/// carries costs the browser's client kilobytes of code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visitor {
+    pub session: Option<SessionInfo>,
+    pub login: LoginOptions,
 }
 
-/// The sign-in methods configured here.
-#[server(endpoint = "login_options")]
-pub async fn fetch_login_options() -> Result<LoginOptions, ServerFnError> {
+#[server(endpoint = "session_info")]
+pub async fn fetch_session() -> Result<Visitor, ServerFnError> {
     let state = crate::server::state::app_state()?;
-    Ok(LoginOptions {
-        google_client_id: state.site.google_client_id.clone(),
-        dev_login: state.site.dev_login,
+    let headers: http::HeaderMap = leptos_axum::extract().await?;
+    Ok(Visitor {
+        session: crate::server::session::session_from_headers(&state, &headers).await?,
+        login: LoginOptions {
+            google_client_id: state.site.google_client_id.clone(),
+            dev_login: state.site.dev_login,
+        },
     })
 }
 
@@ -87,7 +91,7 @@ pub fn HomeRedirect() -> impl IntoView {
         <Suspense>
             {move || Suspend::new(async move {
                 match session.await {
-                    Ok(Some(_)) => view! { <Redirect path="/inbox" /> }.into_any(),
+                    Ok(Visitor { session: Some(_), .. }) => view! { <Redirect path="/inbox" /> }.into_any(),
                     _ => view! { <Redirect path="/login" /> }.into_any(),
                 }
             })}
@@ -110,7 +114,7 @@ where
                 let children = children.clone();
                 Suspend::new(async move {
                     match session.await {
-                        Ok(Some(s)) => children(s).into_any(),
+                        Ok(Visitor { session: Some(s), .. }) => children(s).into_any(),
                         _ => view! { <Redirect path="/login" /> }.into_any(),
                     }
                 })
@@ -122,7 +126,7 @@ where
 /// `/login`: Google's button when configured, the development form when enabled.
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let options = Resource::new(|| (), |_| fetch_login_options());
+    let visitor = Resource::new(|| (), |_| fetch_session());
     // Where to return after signing in (an invitation link); only a path of ours.
     let next = leptos_router::hooks::use_query_map()
         .with_untracked(|q| q.get("next"))
@@ -137,8 +141,8 @@ pub fn LoginPage() -> impl IntoView {
                     {move || {
                         let next = next.clone();
                         Suspend::new(async move {
-                            match options.await {
-                                Ok(o) => login_methods(o, next).into_any(),
+                            match visitor.await {
+                                Ok(v) => login_methods(v.login, next).into_any(),
                                 Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                             }
                         })
