@@ -270,6 +270,24 @@ async fn a_repeated_idempotency_key_sends_once_and_a_different_body_conflicts() 
     assert_eq!(stored["idempotency_key"], "order-1-shipped");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(w.graph_sends().await.len(), 1);
+
+    // A day later the retention pass frees the key: the message no longer shows it, and the
+    // key names a new send.
+    let later = app::server::now_ms() + 25 * 3600 * 1000;
+    let swept = server::privacy::run_retention(&w.app.state, later)
+        .await
+        .unwrap();
+    assert_eq!(swept.idempotency_keys, 1);
+    let stored = w
+        .message_until(&conv, first["id"].as_str().unwrap(), |m| {
+            m["idempotency_key"].is_null()
+        })
+        .await;
+    assert!(stored["wamid"].is_string());
+    let mut reused = text_to(&w, "a new one");
+    reused["idempotency_key"] = json!("order-1-shipped");
+    let second = queued(&w, reused).await;
+    assert_ne!(second["id"], first["id"]);
 }
 
 #[tokio::test]

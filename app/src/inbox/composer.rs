@@ -69,7 +69,10 @@ pub fn send(inbox: Inbox, kind: &str, object: Value, reply_to: Option<String>) {
         match result {
             Ok(m) => {
                 if m.kind != "reaction" {
-                    inbox.thread.update(|t| upsert_message(t, m));
+                    inbox.thread.update(|t| {
+                        t.retain(|x| x.id != tmp_id);
+                        upsert_message(t, m);
+                    });
                 }
             }
             Err(e) => {

@@ -527,20 +527,25 @@ pub fn upsert_message(thread: &mut Vec<Message>, m: Message) {
     if let Some(tmp) = m.idempotency_key.as_deref().map(optimistic_id) {
         thread.retain(|x| x.id != tmp);
     }
+    // A queued copy whose message is already here (a page loaded with it) stays out.
+    if thread
+        .iter()
+        .any(|x| x.idempotency_key.as_deref().map(optimistic_id).as_deref() == Some(&m.id))
+    {
+        return;
+    }
     if let Some(existing) = thread.iter_mut().find(|x| x.id == m.id) {
-        // Ticks only move forward: an answer or page older than an event keeps the event's.
-        let ahead = match (
+        // The server never moves a status back, so a copy behind on its ticks is an older
+        // copy (an answer or a page overtaken by an event): the newer one stays whole.
+        let older = match (
             MessageStatus::parse(&existing.status),
             MessageStatus::parse(&m.status),
         ) {
             (Some(have), Some(got)) => have.advance(got) == have && have != got,
             _ => false,
         };
-        let kept = ahead.then(|| (existing.status.clone(), existing.error.take()));
-        *existing = m;
-        if let Some((status, error)) = kept {
-            existing.status = status;
-            existing.error = error;
+        if !older {
+            *existing = m;
         }
         return;
     }
@@ -772,6 +777,33 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c", "d"]);
         assert_eq!(t[3].status, "read");
         assert!(!is_shown(&t, &message("e", "2026-11-30T13:00:02Z")));
+    }
+
+    #[test]
+    fn an_older_copy_changes_nothing_and_a_loaded_page_keeps_no_queued_copy() {
+        let mut newer = message("m", "2026-11-30T13:00:00Z");
+        newer.direction = "outbound".into();
+        newer.status = "delivered".into();
+        newer.idempotency_key = Some("k3".into());
+        newer.reactions = vec![Reaction {
+            emoji: "👍".into(),
+            direction: "inbound".into(),
+        }];
+        let mut t = vec![newer.clone()];
+        let mut answer = newer.clone();
+        answer.status = "queued".into();
+        answer.reactions = vec![];
+        upsert_message(&mut t, answer);
+        assert_eq!(
+            t,
+            vec![newer.clone()],
+            "the late answer is older on every field"
+        );
+        // The thread reloads while the send is on its way: the page has the message already.
+        let mut thread = vec![message(&optimistic_id("k3"), "2026-11-30T13:00:00Z")];
+        merge_loaded_page(&mut thread, vec![newer]);
+        let ids: Vec<_> = thread.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m"]);
     }
 
     #[test]

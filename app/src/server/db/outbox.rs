@@ -89,11 +89,17 @@ impl Db {
         )
     }
 
-    /// Frees idempotency keys older than 24 hours.
-    pub async fn expire_idempotency_keys(&self) -> Result<u64, DbError> {
-        let sql = "UPDATE messages SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at <= $1";
+    /// Frees the workspace's idempotency keys older than 24 hours at `now` (the retention pass
+    /// runs it; the unique index on the key finds the rows that still have one).
+    pub async fn expire_idempotency_keys(
+        &self,
+        workspace_id: &str,
+        now: i64,
+    ) -> Result<u64, DbError> {
+        let sql = "UPDATE messages SET idempotency_key = NULL \
+                   WHERE workspace_id = $1 AND idempotency_key IS NOT NULL AND created_at <= $2";
         Ok(
-            on!(self, p => sqlx::query(sql).bind(now_ms() - 24 * 3600 * 1000).execute(p).await.map(|r| r.rows_affected()))?,
+            on!(self, p => sqlx::query(sql).bind(workspace_id).bind(now - 24 * 3600 * 1000).execute(p).await.map(|r| r.rows_affected()))?,
         )
     }
 

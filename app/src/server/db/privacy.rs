@@ -231,6 +231,8 @@ pub struct Swept {
     pub webhook_events: u64,
     pub audit: u64,
     pub audit_ips: u64,
+    /// Messages whose idempotency key (kept 24 hours) was freed.
+    pub idempotency_keys: u64,
     /// Media files to remove from the store (their rows are gone).
     #[serde(skip)]
     pub files: Vec<String>,
@@ -668,6 +670,7 @@ impl Db {
                 .await?;
             let before = now - r.audit_ip_days * MS_PER_DAY;
             swept.audit_ips += self.truncate_audit_ips(Some(&ws), before).await?;
+            swept.idempotency_keys += self.expire_idempotency_keys(&ws, now).await?;
         }
         let before = now - webhook_days * MS_PER_DAY;
         let sql = format!(
