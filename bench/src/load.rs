@@ -160,6 +160,97 @@ where
     out
 }
 
+/// [`run`] with the cheapest client one can write: `connections` raw keep-alive HTTP/1.1
+/// connections driven by one thread with a runtime of its own (like `wrk -t1`), each request
+/// written as one buffer and each answer read with a minimal parser. reqwest costs several
+/// times more CPU per request; on two cores that CPU is taken from the server being measured.
+pub fn raw_run(
+    addr: std::net::SocketAddr,
+    path: &str,
+    shots: Arc<Vec<Shot>>,
+    connections: usize,
+    duration: Duration,
+) -> std::thread::JoinHandle<Outcome> {
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let counter = Arc::new(AtomicUsize::new(0));
+            let path = Arc::new(path);
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..connections {
+                let (shots, counter, path) = (shots.clone(), counter.clone(), path.clone());
+                tasks.spawn(async move {
+                    let mut hist =
+                        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                    let (mut ok, mut errors, mut messages) = (0u64, 0u64, 0u64);
+                    let mut acked = Vec::new();
+                    let mut stream = None;
+                    let mut request = Vec::with_capacity(8192);
+                    let mut buf = Vec::with_capacity(4096);
+                    while start.elapsed() < duration {
+                        let i = counter.fetch_add(1, Ordering::Relaxed);
+                        let Some(shot) = shots.get(i) else { break };
+                        request.clear();
+                        request.extend_from_slice(
+                            format!(
+                                "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+                                 x-hub-signature-256: {}\r\ncontent-length: {}\r\n\r\n",
+                                shot.signature,
+                                shot.body.len()
+                            )
+                            .as_bytes(),
+                        );
+                        request.extend_from_slice(&shot.body);
+                        if stream.is_none() {
+                            stream = connect(addr, None).await;
+                        }
+                        let Some(s) = stream.as_mut() else {
+                            errors += 1;
+                            continue;
+                        };
+                        let t = Instant::now();
+                        match exchange(s, &request, &mut buf).await {
+                            Some((status, keep_alive)) => {
+                                if (200..300).contains(&status) {
+                                    ok += 1;
+                                    messages += shot.messages as u64;
+                                    acked.push(i);
+                                    let _ = hist.record((t.elapsed().as_micros() as u64).max(1));
+                                } else {
+                                    errors += 1;
+                                }
+                                if !keep_alive {
+                                    stream = None;
+                                }
+                            }
+                            None => {
+                                errors += 1;
+                                stream = None;
+                            }
+                        }
+                    }
+                    (ok, errors, messages, hist, acked)
+                });
+            }
+            let mut out = Outcome::empty();
+            while let Some(Ok((ok, errors, messages, hist, acked))) = tasks.join_next().await {
+                out.ok += ok;
+                out.errors += errors;
+                out.messages_acked += messages;
+                out.acked.extend(acked);
+                let _ = out.hist.add(hist);
+            }
+            out.elapsed = start.elapsed();
+            out
+        })
+    })
+}
+
 /// Posts shots to `url` at a steady `rate` per second for `duration` (open loop: a slow answer
 /// does not slow the sender, so a server that falls behind shows it in the latencies). A
 /// request counts as `ok` when it is answered with one of `expect`; `from` is the local address

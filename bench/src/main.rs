@@ -39,6 +39,10 @@ enum Command {
         engine: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
         pg: String,
+        /// pinned (the server on one core, the load on the other), shared (the server on
+        /// every core, beside the load) or both.
+        #[arg(long, default_value = "both")]
+        placement: String,
     },
     /// Valid webhooks' latency with and without a flood of bad signatures `factor` times their
     /// rate, alternating clean and flooded runs.
@@ -223,7 +227,17 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 engine,
                 pg,
-            } => scenarios::webhooks(seconds, connections, &engine, &pg).await,
+                placement,
+            } => {
+                use scenarios::Placement::{Pinned, Shared};
+                let placements = match placement.as_str() {
+                    "pinned" => vec![Pinned],
+                    "shared" => vec![Shared],
+                    "both" => vec![Pinned, Shared],
+                    other => anyhow::bail!("--placement {other}: pinned, shared or both"),
+                };
+                scenarios::webhooks(seconds, connections, &engine, &pg, &placements).await
+            }
             Command::Flood {
                 seconds,
                 rate,

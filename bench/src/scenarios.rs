@@ -67,17 +67,7 @@ pub(crate) fn pinned_command(program: &str) -> Command {
 
 /// Runs `program args` pinned to the last core when `taskset` exists (the load stays on core 0).
 fn spawn_pinned(program: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
-    let mut cmd = pinned_command(program);
-    cmd.args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Proc(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
-    )
+    placed(program, args, env, Placement::Pinned)
 }
 
 pub(crate) async fn wait_ready(url: &str) {
@@ -248,8 +238,58 @@ pub async fn emulator(listen: &str, webhook_url: &str, secret: &str) -> anyhow::
     Ok(())
 }
 
-pub(crate) fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
-    let mut env = vec![
+/// Where the benchmark puts the server it measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The server on the last core, the load generator (this process, pinned by `./x bench`)
+    /// on core 0: the server's own cost, undisturbed.
+    Pinned,
+    /// The server free on every core, sharing them with the load generator's one thread: the
+    /// way the ceiling (`wrk` beside the handler, about 71,000/s) was measured.
+    Shared,
+}
+
+impl Placement {
+    fn label(self) -> &'static str {
+        match self {
+            Placement::Pinned => "server on 1 core",
+            Placement::Shared => "server on 2 cores",
+        }
+    }
+}
+
+/// `program` placed as `placement` says (children inherit this process's pinning, so a shared
+/// server is given every core back explicitly).
+fn placed(program: &str, args: &[&str], env: &[(&str, String)], placement: Placement) -> Proc {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let taskset = Command::new("taskset").arg("-V").output().is_ok();
+    let mut cmd = match placement {
+        Placement::Pinned => pinned_command(program),
+        Placement::Shared if taskset => {
+            let mut c = Command::new("taskset");
+            c.arg("-c")
+                .arg(format!("0-{}", cores.max(1) - 1))
+                .arg(program);
+            c
+        }
+        Placement::Shared => Command::new(program),
+    };
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+    )
+}
+
+fn qontak_env(db_url: &str, port: u16, data: &Path) -> Vec<(&'static str, String)> {
+    vec![
         ("DATABASE_URL", db_url.to_string()),
         ("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")),
         ("QONTAK_DATA_DIR", data.display().to_string()),
@@ -259,9 +299,27 @@ pub(crate) fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str,
         ),
         ("META_APP_SECRET", SECRET.to_string()),
         ("RUST_LOG", "warn".to_string()),
-    ];
+    ]
+}
+
+pub(crate) fn start_qontak(db_url: &str, port: u16, data: &Path, extra: &[(&str, String)]) -> Proc {
+    let mut env = qontak_env(db_url, port, data);
     env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
     spawn_pinned(&exe("qontak"), &["serve"], &env)
+}
+
+/// Posts the corpus with the raw load generator (see [`load::raw_run`]).
+async fn flood_webhooks(
+    port: u16,
+    shots: Arc<Vec<Shot>>,
+    connections: usize,
+    duration: Duration,
+) -> load::Outcome {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let handle = load::raw_run(addr, "/webhooks/whatsapp", shots, connections, duration);
+    tokio::task::spawn_blocking(move || handle.join().expect("the load generator"))
+        .await
+        .expect("the load generator")
 }
 
 pub async fn webhooks(
@@ -269,6 +327,7 @@ pub async fn webhooks(
     connections: usize,
     engine: &str,
     pg: &str,
+    placements: &[Placement],
 ) -> anyhow::Result<()> {
     let engines: Vec<&str> = if engine == "both" {
         vec!["sqlite", "postgres"]
@@ -277,91 +336,93 @@ pub async fn webhooks(
     };
     let duration = Duration::from_secs(seconds);
     let mut rows = Vec::new();
-
-    // The ceiling, same corpus and load.
-    let port = free_port();
-    let ceiling = spawn_pinned(
-        &exe("qontak-bench"),
-        &[
-            "ceiling",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--secret",
-            SECRET,
-        ],
-        &[],
-    );
-    wait_ready(&format!("http://127.0.0.1:{port}/healthz")).await;
-    let shots = Arc::new(corpus("ceiling", 2_000_000));
-    let c = load::run(
-        &format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
-        shots,
-        connections,
-        duration,
-    )
-    .await;
-    drop(ceiling);
-    let ceiling_rate = c.rate();
-    rows.push(vec![
-        "bare axum: verify + parse (ceiling)".into(),
-        format!("{ceiling_rate:.0}"),
-        format!("{:.2}", c.p50_ms()),
-        format!("{:.2}", c.p99_ms()),
-        "100%".into(),
-        "—".into(),
-        c.errors.to_string(),
-    ]);
-
     let key_b64 = app::server::crypto::SecretKey::generate_base64();
     std::env::set_var("BENCH_KEY", &key_b64);
     let key = app::server::crypto::SecretKey::from_base64(&key_b64)?;
-    for engine in engines {
-        let (url, db, _, pg_name) = fresh_db(engine, pg, &key).await?;
+
+    for (round, &placement) in placements.iter().enumerate() {
+        // The ceiling, same corpus, load and placement.
         let port = free_port();
-        let data =
-            std::env::temp_dir().join(format!("qontak-bench-data-{}", app::server::new_id()));
-        let server = start_qontak(&url, port, &data, &[]);
-        wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
-        let shots = Arc::new(corpus(engine, 2_000_000));
-        let started = Instant::now();
-        let o = load::run(
-            &format!("http://127.0.0.1:{port}/webhooks/whatsapp"),
-            shots,
-            connections,
-            duration,
-        )
-        .await;
-        // Processing: until every acknowledged body is applied.
-        while db.has_webhook_backlog().await? && started.elapsed() < Duration::from_secs(600) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let processed_in = started.elapsed();
-        let stored: i64 = db.wamid_counts().await?.len() as i64;
-        drop(server);
-        db.close().await;
-        drop_pg(pg, pg_name).await;
-        let label = match engine {
-            "postgres" => "Qontak, Postgres (synchronous_commit=on)",
-            _ => "Qontak, SQLite (WAL, synchronous=FULL)",
-        };
+        let ceiling = placed(
+            &exe("qontak-bench"),
+            &[
+                "ceiling",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--secret",
+                SECRET,
+            ],
+            &[],
+            placement,
+        );
+        wait_ready(&format!("http://127.0.0.1:{port}/healthz")).await;
+        let shots = Arc::new(corpus(&format!("ceiling{round}"), 1_000_000));
+        let c = flood_webhooks(port, shots, connections, duration).await;
+        drop(ceiling);
+        let ceiling_rate = c.rate();
         rows.push(vec![
-            label.into(),
-            format!("{:.0}", o.rate()),
-            format!("{:.2}", o.p50_ms()),
-            format!("{:.2}", o.p99_ms()),
-            format!("{:.0}%", 100.0 * o.rate() / ceiling_rate),
-            format!(
-                "{:.0} msg/s ({} of {} acked messages stored)",
-                stored as f64 / processed_in.as_secs_f64(),
-                stored,
-                o.messages_acked
-            ),
-            o.errors.to_string(),
+            format!("bare axum: verify + parse (ceiling), {}", placement.label()),
+            format!("{ceiling_rate:.0}"),
+            format!("{:.2}", c.p50_ms()),
+            format!("{:.2}", c.p99_ms()),
+            "100%".into(),
+            "—".into(),
+            c.errors.to_string(),
         ]);
+
+        for &engine in &engines {
+            let (url, db, _, pg_name) = fresh_db(engine, pg, &key).await?;
+            let port = free_port();
+            let data =
+                std::env::temp_dir().join(format!("qontak-bench-data-{}", app::server::new_id()));
+            let server = placed(
+                &exe("qontak"),
+                &["serve"],
+                &qontak_env(&url, port, &data),
+                placement,
+            );
+            wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+            let shots = Arc::new(corpus(&format!("{engine}{round}"), 1_000_000));
+            let started = Instant::now();
+            let o = flood_webhooks(port, shots, connections, duration).await;
+            // Processing: until every acknowledged body is applied.
+            while db.has_webhook_backlog().await? && started.elapsed() < Duration::from_secs(600) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let processed_in = started.elapsed();
+            let stored: i64 = db.wamid_counts().await?.len() as i64;
+            drop(server);
+            db.close().await;
+            drop_pg(pg, pg_name).await;
+            let _ = std::fs::remove_dir_all(&data);
+            let label = match engine {
+                "postgres" => "Qontak, Postgres (synchronous_commit=on)",
+                _ => "Qontak, SQLite (WAL, synchronous=FULL)",
+            };
+            rows.push(vec![
+                format!("{label}, {}", placement.label()),
+                format!("{:.0}", o.rate()),
+                format!("{:.2}", o.p50_ms()),
+                format!("{:.2}", o.p99_ms()),
+                format!("{:.0}%", 100.0 * o.rate() / ceiling_rate),
+                format!(
+                    "{:.0} msg/s ({} of {} acked messages stored)",
+                    stored as f64 / processed_in.as_secs_f64(),
+                    stored,
+                    o.messages_acked
+                ),
+                o.errors.to_string(),
+            ]);
+        }
     }
+    let which = match placements {
+        [Placement::Pinned] => "pinned",
+        [Placement::Shared] => "shared",
+        _ => "both",
+    };
     publish(
-        &format!("webhooks: {connections} connections, {seconds} s per target"),
-        &format!("./x bench webhooks (qontak-bench webhooks --seconds {seconds} --connections {connections} --engine {engine})"),
+        &format!("webhooks: {connections} connections (raw HTTP/1.1 load generator, one thread), {seconds} s per target"),
+        &format!("./x bench webhooks (qontak-bench webhooks --seconds {seconds} --connections {connections} --engine {engine} --placement {which})"),
         &["target", "acknowledged webhooks/s", "p50 ms", "p99 ms", "of ceiling", "processing (webhook → visible in the API)", "errors"],
         &rows,
     );

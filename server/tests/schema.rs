@@ -73,3 +73,33 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys_and_full_sync() {
     assert_eq!(sync, 2, "FULL");
     assert!(busy >= 5000);
 }
+
+/// The webhook processor applies with `synchronous=NORMAL` (its bodies were fsynced when
+/// acknowledged); every connection it gives back to the pool is FULL again.
+#[tokio::test]
+async fn applying_webhooks_leaves_every_sqlite_connection_at_full_sync() {
+    let db = Db::connect(&fresh_database_url(Engine::Sqlite).await)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"9"},"messages":[]}}]}]}"#;
+    db.insert_webhook_events(&[body, body]).await.unwrap();
+    let batch = db.unprocessed_webhook_events(10).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    db.apply_webhook_events(&batch).await.unwrap();
+    assert!(!db.has_webhook_backlog().await.unwrap(), "the batch was applied");
+    let Db::Sqlite(pool) = &db else {
+        unreachable!()
+    };
+    // Holding as many connections as the pool allows: the one the apply used is among them.
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        let mut conn = pool.acquire().await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+        held.push(conn);
+    }
+}

@@ -88,7 +88,14 @@ pub(crate) async fn sqlite_write(
     ),
     sqlx::Error,
 > {
-    let gate = match tokio::time::timeout(GATE_PATIENCE, SQLITE_WRITE_GATE.lock()).await {
+    let gate = sqlite_write_gate().await;
+    let tx = pool.begin_write().await?;
+    Ok((gate, tx))
+}
+
+/// A turn at [`SQLITE_WRITE_GATE`] (none after [`GATE_PATIENCE`]); keep it until commit.
+pub(crate) async fn sqlite_write_gate() -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    match tokio::time::timeout(GATE_PATIENCE, SQLITE_WRITE_GATE.lock()).await {
         Ok(guard) => Some(guard),
         Err(_) => {
             tracing::warn!(
@@ -97,9 +104,7 @@ pub(crate) async fn sqlite_write(
             );
             None
         }
-    };
-    let tx = pool.begin_write().await?;
-    Ok((gate, tx))
+    }
 }
 
 macro_rules! on {

@@ -340,10 +340,38 @@ impl Db {
     pub async fn apply_webhook_events(&self, batch: &[(i64, String)]) -> Result<Applied, DbError> {
         match self {
             Db::Sqlite(p) => {
-                let (_gate, mut tx) = super::sqlite_write(p).await?;
-                let total = sqlite_impl::apply_batch(&mut tx, batch).await?;
-                tx.commit().await?;
-                Ok(total)
+                // Applied with `synchronous=NORMAL`: the commit writes the WAL but does not
+                // wait for the disk. The raw bodies it applies were fsynced before they were
+                // acknowledged, and the WAL is one file written in order, so the next
+                // acknowledging commit's fsync (FULL) makes this one durable too. A power cut
+                // before that loses at most this apply together with its `processed_at` marks
+                // (SQLite recovers a prefix of the commits), and the bodies are applied again
+                // on restart. A process crash loses nothing either way. The fsync of an apply
+                // (hundreds of pages of messages, indexes and search terms) held SQLite's one
+                // write lock for most of its time, and acknowledgements waited behind it.
+                let _gate = super::sqlite_write_gate().await;
+                let mut conn = p.acquire().await?;
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await?;
+                let result = async {
+                    let mut tx =
+                        sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                    let total = sqlite_impl::apply_batch(&mut tx, batch).await?;
+                    tx.commit().await?;
+                    Ok::<_, DbError>(total)
+                }
+                .await;
+                // Every other write keeps FULL: a connection that cannot be set back is closed
+                // rather than returned to the pool.
+                if sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *conn)
+                    .await
+                    .is_err()
+                {
+                    conn.close_on_drop();
+                }
+                result
             }
             Db::Postgres(p) => {
                 let mut tx = p.begin_write().await?;
