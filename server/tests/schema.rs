@@ -87,7 +87,10 @@ async fn applying_webhooks_leaves_every_sqlite_connection_at_full_sync() {
     let batch = db.unprocessed_webhook_events(10).await.unwrap();
     assert_eq!(batch.len(), 2);
     db.apply_webhook_events(&batch).await.unwrap();
-    assert!(!db.has_webhook_backlog().await.unwrap(), "the batch was applied");
+    assert!(
+        !db.has_webhook_backlog().await.unwrap(),
+        "the batch was applied"
+    );
     let Db::Sqlite(pool) = &db else {
         unreachable!()
     };
