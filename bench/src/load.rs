@@ -210,7 +210,10 @@ pub fn raw_run(
                             stream = connect(addr, None).await;
                         }
                         let Some(s) = stream.as_mut() else {
+                            // A refused connection: count it, and do not spin through the
+                            // corpus while the server is away.
                             errors += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
                         };
                         let t = Instant::now();
@@ -238,7 +241,10 @@ pub fn raw_run(
                 });
             }
             let mut out = Outcome::empty();
-            while let Some(Ok((ok, errors, messages, hist, acked))) = tasks.join_next().await {
+            while let Some(joined) = tasks.join_next().await {
+                let Ok((ok, errors, messages, hist, acked)) = joined else {
+                    continue;
+                };
                 out.ok += ok;
                 out.errors += errors;
                 out.messages_acked += messages;

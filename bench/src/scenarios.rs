@@ -52,9 +52,7 @@ impl Drop for Proc {
 /// A command for `program`, pinned to the last core when `taskset` exists (the load stays on
 /// core 0).
 pub(crate) fn pinned_command(program: &str) -> Command {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = machine_cores();
     let pin = cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
     if pin {
         let mut c = Command::new("taskset");
@@ -63,6 +61,29 @@ pub(crate) fn pinned_command(program: &str) -> Command {
     } else {
         Command::new(program)
     }
+}
+
+/// The machine's cores, whatever this process is pinned to (`./x bench` pins it to core 0, and
+/// `available_parallelism` counts only the cores a process may use: 1 there, which left every
+/// "pinned" server on the load's core).
+pub(crate) fn machine_cores() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .split(',')
+                .map(|r| match r.split_once('-') {
+                    Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+                    None => r.parse::<usize>().ok().map(|_| 1),
+                })
+                .sum::<Option<usize>>()
+        })
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// Runs `program args` pinned to the last core when `taskset` exists (the load stays on core 0).
@@ -261,9 +282,7 @@ impl Placement {
 /// `program` placed as `placement` says (children inherit this process's pinning, so a shared
 /// server is given every core back explicitly).
 fn placed(program: &str, args: &[&str], env: &[(&str, String)], placement: Placement) -> Proc {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = machine_cores();
     let taskset = Command::new("taskset").arg("-V").output().is_ok();
     let mut cmd = match placement {
         Placement::Pinned => pinned_command(program),
@@ -397,7 +416,7 @@ pub async fn webhooks(
             let _ = std::fs::remove_dir_all(&data);
             let label = match engine {
                 "postgres" => "Qontak, Postgres (synchronous_commit=on)",
-                _ => "Qontak, SQLite (WAL, synchronous=FULL)",
+                _ => "Qontak, SQLite (WAL; FULL acks, NORMAL applies synced before events)",
             };
             rows.push(vec![
                 format!("{label}, {}", placement.label()),

@@ -207,6 +207,13 @@ async fn drain_gated(db: &Db, bus: &EventBus, gate: &Gate) {
                 }
             }
         }
+        // Events go out only once their applies are on disk (SQLite applies commit at
+        // NORMAL); a failed sync publishes nothing now: the events stay in the log, and the
+        // next wake-up or a reconnect's replay sends them.
+        if let Err(e) = db.sync_applied().await {
+            tracing::warn!(error = %e, "syncing applied webhooks failed; their events wait");
+            continue;
+        }
         // Wake-ups once per batch and workspace, after the commits, never inside them.
         for w in touched {
             bus.wake(&w);

@@ -350,27 +350,25 @@ impl Db {
                 // (hundreds of pages of messages, indexes and search terms) held SQLite's one
                 // write lock for most of its time, and acknowledgements waited behind it.
                 let _gate = super::sqlite_write_gate().await;
-                let mut conn = p.acquire().await?;
+                let mut conn = Relaxed {
+                    conn: p.acquire().await?,
+                    restored: false,
+                };
                 sqlx::query("PRAGMA synchronous = NORMAL")
-                    .execute(&mut *conn)
+                    .execute(&mut *conn.conn)
                     .await?;
                 let result = async {
                     let mut tx =
-                        sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                        sqlx::Connection::begin_with(&mut *conn.conn, "BEGIN IMMEDIATE").await?;
                     let total = sqlite_impl::apply_batch(&mut tx, batch).await?;
                     tx.commit().await?;
                     Ok::<_, DbError>(total)
                 }
                 .await;
-                // Every other write keeps FULL: a connection that cannot be set back is closed
-                // rather than returned to the pool.
-                if sqlx::query("PRAGMA synchronous = FULL")
-                    .execute(&mut *conn)
+                conn.restored = sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *conn.conn)
                     .await
-                    .is_err()
-                {
-                    conn.close_on_drop();
-                }
+                    .is_ok();
                 result
             }
             Db::Postgres(p) => {
@@ -399,6 +397,47 @@ impl Db {
                 Ok(r)
             }
         }
+    }
+}
+
+/// A pooled SQLite connection set to `synchronous=NORMAL` for one apply. Every other write
+/// must stay FULL, so unless `restored` says FULL was set again (an error, a panic, or a
+/// cancelled future between the two PRAGMAs), the connection is closed, not returned.
+struct Relaxed {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    restored: bool,
+}
+
+impl Drop for Relaxed {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Db {
+    /// Makes the applies committed so far durable before their events go out: on SQLite one
+    /// fsync of the WAL (applies commit at `synchronous=NORMAL`, see `apply_webhook_events`),
+    /// taken outside the write lock so acknowledging commits go on meanwhile; on Postgres
+    /// nothing (its commits are durable already). Without it a power cut could undo an apply
+    /// whose events a browser had already seen, and the re-applied events would reuse their ids.
+    pub async fn sync_applied(&self) -> Result<(), DbError> {
+        let Db::Sqlite(p) = self else {
+            return Ok(());
+        };
+        let mut wal = p.connect_options().get_filename().as_os_str().to_owned();
+        wal.push("-wal");
+        tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            // No WAL file (an in-memory database): nothing to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))
     }
 }
 
